@@ -1,0 +1,3 @@
+"""Evals and benchmarks: datasets, metrics, runners, reports."""
+
+__all__: list[str] = []

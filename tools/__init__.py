@@ -1,0 +1,27 @@
+"""Tools: typed functions the model can call (`@tool`), and the built-in ones."""
+
+from ._errors import (
+    ConfigError,
+    ContextOverflowError,
+    ModelError,
+    ToolArgumentError,
+    ToolDefinitionError,
+    ToolError,
+    TooltokenError,
+)
+from ._tool import Source, Tool, ToolOutput, tool, to_output
+
+__all__ = [
+    "ConfigError",
+    "ContextOverflowError",
+    "ModelError",
+    "Source",
+    "Tool",
+    "ToolArgumentError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolOutput",
+    "TooltokenError",
+    "tool",
+    "to_output",
+]
