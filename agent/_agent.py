@@ -1,0 +1,181 @@
+"""`Agent`: the public face of the controller.
+
+    >>> agent = Agent(model="smollm2-135m", tools=[calculator])      # doctest: +SKIP
+    >>> for event in agent.stream("What is 1234 * 5678?"):           # doctest: +SKIP
+    ...     print(event)
+    >>> agent.run("What is 1234 * 5678?").answer                       # doctest: +SKIP
+
+`run` consumes `stream` and returns the `Final` event; `astream`/`arun` are the async twins (the
+token loop runs in a worker thread; one model serves one answer at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from dataclasses import fields, replace
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+from tooltoken.tools import ConfigError, Tool
+
+from ._backend import Backend, LlamaBackend
+from ._controller import Controller, Options
+from ._events import Event, Final
+from ._formats import Format, detect_format
+from ._template import Piece, render
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+TOOL_HINT = (
+    " Use a tool when it helps, and answer from its result. Results are numbered [1], [2], ...;"
+    " cite the ones you use with their number."
+)
+
+_BACKENDS: dict[tuple, LlamaBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def load_backend(model: str | os.PathLike[str] | None = None, **kwargs: Any) -> LlamaBackend:
+    """A loaded model, shared within the process (loading twice would double the memory)."""
+    from ._models import resolve_model
+
+    path = str(resolve_model(model))
+    key = (path, tuple(sorted(kwargs.items())))
+    with _BACKENDS_LOCK:
+        if key not in _BACKENDS:
+            _BACKENDS[key] = LlamaBackend(path, **kwargs)
+        return _BACKENDS[key]
+
+
+class Agent:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Backend | None = None,
+        tools: Sequence[Tool] = (),
+        *,
+        system: str | None = None,
+        format: str | None = None,
+        n_ctx: int = 4096,
+        seed: int = 0,
+        temperature: float = 0.0,
+        **options: Any,
+    ) -> None:
+        if isinstance(model, (str, os.PathLike)) or model is None:
+            self.backend: Backend = load_backend(model, n_ctx=n_ctx, seed=seed, temperature=temperature)
+        else:
+            self.backend = model
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two tools share a name: {names}")
+        for t in tools:
+            if not isinstance(t, Tool):
+                raise ConfigError(f"{t!r} is not a Tool: decorate the function with @tool")
+        self.tools = list(tools)
+        self.system = system
+        self.options = _options(Options(), options)
+        self.fmt: Format = detect_format(
+            self.backend.chat_template, self.backend.bos_text, self.backend.eos_text, override=format
+        )
+        self._lock = getattr(self.backend, "lock", None) or threading.RLock()
+
+    # -- prompt ------------------------------------------------------------------------------
+    def messages(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> list[dict]:
+        if isinstance(question, str):
+            msgs = [*history, {"role": "user", "content": question}]
+        else:
+            msgs = [dict(m) for m in question]
+        if not msgs or not all(isinstance(m, dict) and "role" in m for m in msgs):
+            raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
+        system = self.system if self.system is not None else DEFAULT_SYSTEM
+        if msgs[0]["role"] == "system":
+            system = msgs.pop(0)["content"] or ""
+        tools_on = self.tools and self.options.tool_choice != "none"
+        if tools_on:
+            system += TOOL_HINT + self.fmt.system_text(self.tools)
+        return [{"role": "system", "content": system}, *msgs]
+
+    def render(self, messages: list[dict[str, Any]]) -> list[Piece]:
+        pieces = render(
+            self.backend.chat_template,
+            messages,
+            tools=[t.schema() for t in self.tools] if self.fmt.native_tools and self.tools else None,
+            bos_token=self.backend.bos_text,
+            eos_token=self.backend.eos_text,
+            trusted=frozenset({0}),  # the system turn is ours: tool declarations stay as written
+        )
+        return pieces
+
+    def prompt(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> str:
+        """The exact text the model would see before answering."""
+        return "".join(p.text for p in self.render(self.messages(question, history)))
+
+    # -- answering ---------------------------------------------------------------------------
+    def stream(
+        self,
+        question: str | list[dict[str, Any]],
+        *,
+        history: Sequence[dict[str, Any]] = (),
+        cancel: threading.Event | None = None,
+        **overrides: Any,
+    ) -> Iterator[Event]:
+        """Yield the answer's events: TextDelta, ToolCall, ToolResult, ..., then Final (always last)."""
+        options = _options(self.options, overrides)
+        agent = self if options.tool_choice == self.options.tool_choice else _with(self, options)
+        pieces = agent.render(agent.messages(question, history))
+        with self._lock:
+            controller = Controller(self.backend, self.fmt, self.tools, options, cancel)
+            yield from controller.run(pieces)
+
+    def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
+        final = None
+        for event in self.stream(question, **kwargs):
+            final = event
+        assert isinstance(final, Final)
+        return final
+
+    async def astream(self, question: str | list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+        done = object()
+
+        def work() -> None:
+            try:
+                for event in self.stream(question, cancel=cancel, **kwargs):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except BaseException as exc:  # re-raised in the caller's task
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = loop.run_in_executor(None, work)
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            await worker
+
+    async def arun(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
+        final = None
+        async for event in self.astream(question, **kwargs):
+            final = event
+        assert isinstance(final, Final)
+        return final
+
+
+def _options(base: Options, overrides: dict[str, Any]) -> Options:
+    valid = {f.name for f in fields(Options)}
+    unknown = set(overrides) - valid
+    if unknown:
+        raise ConfigError(f"unknown option(s) {sorted(unknown)} (valid options: {', '.join(sorted(valid))})")
+    return replace(base, **overrides)
+
+
+def _with(agent: Agent, options: Options) -> Agent:
+    clone = object.__new__(Agent)
+    clone.__dict__.update(agent.__dict__)
+    clone.options = options
+    return clone

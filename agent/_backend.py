@@ -1,0 +1,165 @@
+"""The token-level seam between the controller and a model.
+
+A backend owns one context (KV cache). `generate(tokens)` continues from the full token list
+given; the backend reuses whatever prefix of it is already evaluated and evaluates only the rest,
+so the controller can rewind and insert simply by passing a different list.
+
+`LlamaBackend` is llama-cpp-python in-process. Tests use a scripted backend with the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
+
+from tooltoken.tools import ConfigError, ModelError
+
+
+@dataclass
+class GenerateStats:
+    evaluated: int = 0  # tokens of the given list that had to be evaluated
+    reused: int = 0  # tokens of the given list served from the KV cache
+
+
+class Backend(Protocol):
+    name: str
+    n_ctx: int
+    chat_template: str
+    bos_text: str
+    eos_text: str
+    add_bos: bool
+
+    def tokenize(self, text: str, special: bool) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> bytes: ...
+
+    def is_eog(self, token: int) -> bool: ...
+
+    def generate(
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats
+    ) -> Iterator[int]: ...
+
+
+class LlamaBackend:
+    """llama-cpp-python on one GGUF file. Not thread-safe; the Agent serialises access."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        temperature: float = 0.0,
+        draft_model: Any = None,
+        llama_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "the in-process backend needs llama-cpp-python: pip install 'tooltoken[llama]'"
+            ) from exc
+        self._llama_cpp = llama_cpp
+        self.path = str(path)
+        self.name = os.path.basename(self.path)
+        self.temperature = temperature
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=self.path,
+                n_ctx=n_ctx,
+                n_threads=n_threads or max(1, os.cpu_count() or 1),
+                seed=seed,
+                verbose=False,
+                draft_model=draft_model,
+                **(llama_kwargs or {}),
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
+        self.n_ctx = self.llm.n_ctx()
+        meta = self.llm.metadata
+        self.chat_template = meta.get("tokenizer.chat_template", "") or _CHATML
+        model = self.llm._model
+        self.bos_text = _token_text(model, self.llm.token_bos())
+        self.eos_text = _token_text(model, self.llm.token_eos())
+        self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._vocab = llama_cpp.llama_model_get_vocab(model.model)
+        self._grammars: dict[str, Any] = {}
+        self.lock = threading.RLock()
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return self.llm.detokenize(tokens, special=True)
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def grammar(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+            order = ["name", "arguments", *_property_names(schema)]  # else keys come out sorted
+            self._grammars[key] = LlamaGrammar.from_string(json_schema_to_gbnf(key, order), verbose=False)
+        return self._grammars[key]
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` the KV cache already holds."""
+        llm = self.llm
+        held = llm.input_ids[: llm.n_tokens].tolist()
+        n = 0
+        for a, b in zip(held, tokens):
+            if a != b:
+                break
+            n += 1
+        # llama-cpp-python replays one token when the whole list is cached, to refresh logits
+        return n - 1 if n == len(tokens) and n > 0 else n
+
+    def generate(
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats
+    ) -> Iterator[int]:
+        reused = self.cached_prefix(tokens)
+        stats.reused += reused
+        stats.evaluated += len(tokens) - reused
+        return self.llm.generate(
+            tokens,
+            temp=self.temperature,
+            top_k=40 if self.temperature > 0 else 1,
+            repeat_penalty=1.0,
+            grammar=self.grammar(grammar) if grammar is not None else None,
+        )
+
+
+def _property_names(schema: Any) -> list[str]:
+    """Property names in declaration order, depth first, so the grammar keeps the signature's order."""
+    names: list[str] = []
+    if isinstance(schema, dict):
+        for k, v in (schema.get("properties") or {}).items():
+            names.append(k)
+            names += _property_names(v)
+        for key in ("oneOf", "anyOf", "allOf"):
+            for sub in schema.get(key) or []:
+                names += _property_names(sub)
+        names += _property_names(schema.get("items"))
+    return list(dict.fromkeys(names))
+
+
+def _token_text(model: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    try:
+        return model.token_get_text(token)
+    except Exception:  # some vocabularies have no text for BOS/EOS
+        return ""
+
+
+# Used when a GGUF carries no chat template.
+_CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)

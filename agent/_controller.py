@@ -1,0 +1,346 @@
+"""The controller: one answer, generated token by token on one context (DESIGN.md steps 2-8).
+
+    prompt ──generate──▶ text ... trigger? ──rewind to the call's start──▶ <tool_call>\\n
+        ──generate under the call grammar──▶ {"name": ..., "arguments": ...} ──canonical form──▶
+        \\n</tool_call> + result turn ──generate on the same context──▶ text ... end of turn
+
+The backend reuses the KV cache for every prefix it already holds, so each rewind-and-insert
+costs only the inserted tokens. Text that may be the start of a trigger is held back, so a
+consumer never sees half a call.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import regex
+
+from tooltoken.tools import Tool
+
+from ._backend import Backend, GenerateStats
+from ._events import Citation, Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
+from ._formats import Format, call_schema, trigger_pattern
+from ._template import Piece
+from ._toolrun import run_tool
+
+_MARKER = regex.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass
+class Options:
+    tool_choice: str = "auto"  # auto | required | none | a tool's name
+    grammar: bool = True  # generate calls under the grammar of the registered tools
+    max_tokens: int = 1024  # tokens the model may sample in one answer
+    max_tool_calls: int = 8
+    max_repeated_calls: int = 2  # identical consecutive calls allowed
+    tool_timeout: float = 30.0
+    max_tool_output_tokens: int = 1024
+    max_call_tokens: int = 512
+    max_time_s: float | None = None
+    answer_reserve: int = 64  # context kept free for the answer after a tool result
+    show_prompt: bool = False
+
+
+class _Stop(Exception):
+    def __init__(self, reason: StopReason, message: str = "") -> None:
+        self.reason, self.message = reason, message
+
+
+@dataclass
+class _Span:
+    """Tokens sampled in one stretch of free generation, with the text offset of each."""
+
+    start: int  # index in the context of the first token
+    tokens: list[int] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    length: int = 0
+
+    def add(self, token: int, piece: str) -> None:
+        self.tokens.append(token)
+        self.pieces.append(piece)
+        self.offsets.append(self.length)
+        self.length += len(piece)
+
+    def cut(self, pos: int) -> tuple[int, str]:
+        """Keep tokens whose text lies wholly before `pos`; return their count and the leftover text."""
+        k = next((i for i, o in enumerate(self.offsets) if o + len(self.pieces[i]) > pos), len(self.tokens))
+        while k > 0 and self.pieces[k - 1] == "":  # bytes of a character that token k completed
+            k -= 1
+        kept = self.offsets[k] if k < len(self.tokens) else self.length
+        text = "".join(self.pieces)
+        return k, text[kept:pos]
+
+
+class Controller:
+    def __init__(self, backend: Backend, fmt: Format, tools: list[Tool], options: Options,
+                 cancel: threading.Event | None = None) -> None:
+        self.b, self.fmt, self.opt = backend, fmt, options
+        self.tools = {t.name: t for t in tools}
+        self.cancel = cancel or threading.Event()
+        self.trigger = trigger_pattern(list(self.tools))
+        self.usage = Usage()
+        self.stats = GenerateStats()
+        self.calls: list[ToolCall] = []
+        self.results: list[ToolResult] = []
+        self.answer: list[str] = []
+        self.ctx: list[int] = []
+        self.t0 = time.perf_counter()
+        self.timings: dict[str, float] = {"tools_s": 0.0}
+        self._trigger_time: float | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    # -- tokens ------------------------------------------------------------------------------
+    def encode(self, pieces: list[Piece]) -> list[int]:
+        out: list[int] = []
+        for p in pieces:
+            out += self.b.tokenize(p.text, special=p.trusted)
+        return out
+
+    def _piece(self, token: int) -> str:
+        return self._decoder.decode(self.b.detokenize([token]))
+
+    def _check_limits(self) -> None:
+        if self.cancel.is_set():
+            raise _Stop("cancelled", "stopped by the caller")
+        if len(self.ctx) >= self.b.n_ctx - 1:
+            raise _Stop("context", f"the context window ({self.b.n_ctx} tokens) is full")
+        if self.usage.completion_tokens >= self.opt.max_tokens:
+            raise _Stop("length", f"max_tokens ({self.opt.max_tokens}) reached")
+        if self.opt.max_time_s is not None and time.perf_counter() - self.t0 > self.opt.max_time_s:
+            raise _Stop("timeout", f"the answer took longer than {self.opt.max_time_s:g} s")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, prompt: list[Piece]) -> Iterator[Event]:
+        self.ctx = self.encode(prompt)
+        if self.b.add_bos and not (self.b.bos_text and prompt and prompt[0].text.startswith(self.b.bos_text)):
+            self.ctx = self.b.tokenize(self.b.bos_text, special=True) + self.ctx
+        self.usage.prompt_tokens = len(self.ctx)
+        reason: StopReason = "stop"
+        message = ""
+        try:
+            if len(self.ctx) + self.opt.answer_reserve > self.b.n_ctx:
+                raise _Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
+            choice = self.opt.tool_choice
+            if choice != "auto" and choice not in ("none", "required") and choice not in self.tools:
+                raise _Stop("bad_call", f"tool_choice names no registered tool: {choice!r}")
+            forced = choice if self.tools and choice not in ("auto", "none") else None
+            free = bool(self.tools) and choice != "none"
+            while True:
+                if forced:
+                    allowed = list(self.tools.values()) if forced == "required" else [self.tools[forced]]
+                    forced = None
+                    yield from self._call(allowed)
+                    continue
+                if not (yield from self._free(free)):
+                    break
+                yield from self._call(list(self.tools.values()))
+        except _Stop as stop:
+            reason, message = stop.reason, stop.message
+        self.usage.prompt_tokens_evaluated = self.stats.evaluated
+        self.usage.tokens_reused = self.stats.reused
+        self.usage.tool_calls = len(self.calls)
+        self.timings["total_s"] = time.perf_counter() - self.t0
+        answer = "".join(self.answer)
+        yield Final(
+            answer=answer,
+            stop_reason=reason,
+            citations=self._citations(answer),
+            tool_calls=self.calls,
+            tool_results=self.results,
+            usage=self.usage,
+            timings=self.timings,
+            message=message,
+            prompt=self.b.detokenize(self.ctx).decode("utf-8", "replace") if self.opt.show_prompt else None,
+        )
+
+    def _emit(self, text: str) -> Iterator[Event]:
+        if text:
+            now = time.perf_counter()
+            self.timings.setdefault("first_token_s", now - self.t0)
+            if self._trigger_time is not None:  # first answer text after a call
+                self.timings["roundtrip_s"] = self.timings.get("roundtrip_s", 0.0) + now - self._trigger_time
+                self.timings["roundtrips"] = self.timings.get("roundtrips", 0) + 1
+                self._trigger_time = None
+            self.answer.append(text)
+            yield TextDelta(text)
+
+    def _free(self, triggers: bool) -> Iterator[Event]:
+        """Generate until the end of turn (returns False) or a trigger (rewinds; returns True)."""
+        span = _Span(start=len(self.ctx))
+        pending, held_from = "", 0  # held text and its offset in the span
+        self._check_limits()
+        gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
+        trigger_at = None
+        try:
+            for token in gen:
+                if self.b.is_eog(token):
+                    break
+                self.ctx.append(token)
+                self.usage.completion_tokens += 1
+                piece = self._piece(token)
+                span.add(token, piece)
+                pending += piece
+                if triggers:
+                    m = self.trigger.search(pending, partial=True)
+                    cut = m.start() if m else len(pending)
+                    yield from self._emit(pending[:cut])
+                    held_from += cut
+                    pending = pending[cut:]
+                    if m and not m.partial:
+                        trigger_at = held_from
+                        break
+                else:
+                    yield from self._emit(pending)
+                    held_from += len(pending)
+                    pending = ""
+                self._check_limits()
+        except _Stop:
+            yield from self._emit(pending)  # held text was text after all
+            raise
+        finally:
+            gen.close()
+        if trigger_at is None:
+            yield from self._emit(pending + self._decoder.decode(b"", final=True))
+            return False
+        if len(self.calls) >= self.opt.max_tool_calls:
+            raise _Stop("max_tool_calls", f"more than {self.opt.max_tool_calls} tool calls in one answer")
+        keep, leftover = span.cut(trigger_at)
+        del self.ctx[span.start + keep :]
+        if leftover:
+            self.ctx += self.b.tokenize(leftover, special=False)
+        self._trigger_time = time.perf_counter()
+        return True
+
+    def _call(self, allowed: list[Tool]) -> Iterator[Event]:
+        """Write the call under the grammar at the end of the context, run it, insert the result."""
+        if self._trigger_time is None:
+            self._trigger_time = time.perf_counter()
+        open_tokens = self.b.tokenize(self.fmt.call_open, special=True)
+        self.ctx += open_tokens
+        self.usage.inserted_tokens += len(open_tokens)
+        body_start = len(self.ctx)
+        schema = call_schema(allowed) if self.opt.grammar else None
+        text, decoder = "", codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parsed = None
+        gen = self.b.generate(list(self.ctx), grammar=schema, stats=self.stats)
+        try:
+            for token in gen:
+                if self.b.is_eog(token):
+                    break
+                self.ctx.append(token)
+                self.usage.completion_tokens += 1
+                text += decoder.decode(self.b.detokenize([token]))
+                stripped = text.lstrip()
+                if stripped and not stripped.startswith("{"):
+                    break
+                if "}" in text:
+                    try:
+                        parsed, _ = json.JSONDecoder().raw_decode(stripped)
+                        break
+                    except ValueError:
+                        pass
+                if len(self.ctx) - body_start >= self.opt.max_call_tokens:
+                    break
+                self._check_limits()
+        finally:
+            gen.close()
+        call_id = f"call_{len(self.calls) + 1}"
+        name, arguments, problem = _read_call(parsed, text, self.tools, allowed)
+        if name is not None and not problem:
+            canonical = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+            if canonical != text.strip():
+                del self.ctx[body_start:]
+                self.ctx += self.b.tokenize(canonical, special=False)
+            self.usage.inserted_tokens += len(self.ctx) - body_start
+        close_tokens = self.b.tokenize(self.fmt.call_close, special=True)
+        self.ctx += close_tokens
+        self.usage.inserted_tokens += len(close_tokens)
+        call = ToolCall(call_id, name or "", arguments or {}, raw=text)
+        if name is not None and not problem:
+            key = (name, json.dumps(arguments, sort_keys=True))
+            repeats = 1
+            for previous in reversed(self.calls):
+                if (previous.name, json.dumps(previous.arguments, sort_keys=True)) != key:
+                    break
+                repeats += 1
+            if repeats > self.opt.max_repeated_calls:
+                raise _Stop("repeated_call", f"{name} called {repeats} times in a row with the same arguments")
+        self.calls.append(call)
+        yield call
+        if problem:
+            content, error, duration, sources = f"error: {problem}", True, 0.0, []
+        else:
+            outcome = run_tool(self.tools[name], arguments, self.opt.tool_timeout)  # type: ignore[index]
+            content, error, duration = outcome.output.content, outcome.error, outcome.duration_s
+            sources = [s.__dict__ for s in outcome.sources]
+        self.timings["tools_s"] += duration
+        result = self._insert(call, content, error, duration, sources)
+        yield result
+
+    def _insert(self, call: ToolCall, content: str, error: bool, duration: float, sources: list) -> ToolResult:
+        n = len(self.results) + 1
+        label = f"[{n}] {call.name or 'tool'}" + (" (error)" if error else "")
+        room = self.b.n_ctx - len(self.ctx) - self.opt.answer_reserve - 32
+        budget = min(self.opt.max_tool_output_tokens, room)
+        if budget < 8:
+            raise _Stop("context", f"no room left in the context ({self.b.n_ctx} tokens) for a tool result")
+        content, truncated = self._truncate(content, budget)
+        before = len(self.ctx)
+        self.ctx += self.encode(self.fmt.result_pieces(label, content))
+        self.usage.inserted_tokens += len(self.ctx) - before
+        result = ToolResult(call.id, call.name, content, n, error, truncated, duration, sources)
+        self.results.append(result)
+        return result
+
+    def _truncate(self, content: str, budget: int) -> tuple[str, bool]:
+        total = len(content)
+        clipped = content[: budget * 8]  # no token is longer than this; spares tokenizing megabytes
+        tokens = self.b.tokenize(clipped, special=False)
+        if len(tokens) <= budget and len(clipped) == total:
+            return content, False
+        keep = max(0, budget - 24)
+        text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
+        return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
+
+    def _citations(self, answer: str) -> list[Citation]:
+        seen: list[int] = []
+        for m in _MARKER.finditer(answer):
+            n = int(m.group(1))
+            if n not in seen:
+                seen.append(n)
+        out = []
+        for n in seen:
+            if 1 <= n <= len(self.results):
+                r = self.results[n - 1]
+                c = self.calls[[c.id for c in self.calls].index(r.id)]
+                ok = not r.error
+                out.append(Citation(n, ok, r.name, c.arguments, r.sources, "" if ok else "the tool failed"))
+            else:
+                out.append(Citation(n, False, reason="no tool result has this number"))
+        return out
+
+
+def _read_call(parsed, text: str, tools: dict[str, Tool], allowed: list[Tool]):
+    """(name, arguments, problem). A problem is said to the model as the tool result."""
+    if not isinstance(parsed, dict):
+        snippet = text.strip()[:200]
+        return None, None, f"could not read the tool call {snippet!r}: write one JSON object with \"name\" and \"arguments\""
+    name = parsed.get("name")
+    arguments = parsed.get("arguments", parsed.get("parameters", {}))
+    if not isinstance(name, str) or name not in tools or tools[name] not in allowed:
+        valid = ", ".join(t.name for t in allowed)
+        return name if isinstance(name, str) else None, arguments, f"unknown tool {name!r}; available: {valid}"
+    if isinstance(arguments, str):  # some models write the arguments as a JSON string
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass
+    if not isinstance(arguments, dict):
+        return name, {}, f"arguments of {name} must be a JSON object"
+    return name, arguments, None

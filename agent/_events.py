@@ -1,0 +1,88 @@
+"""The event stream: everything the controller does is one of these.
+
+    TextDelta*  (ToolCall ToolResult TextDelta*)*  Final
+
+The CLI, the batch runner, the server and the adapters only consume this stream. `Final` is
+always the last event, whatever happened (a limit, a tool failure, a full context): a consumer
+never needs a try/except to learn how an answer ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+StopReason = Literal[
+    "stop",  # the model ended its turn
+    "length",  # max_tokens generated
+    "max_tool_calls",  # too many tool calls in one answer
+    "repeated_call",  # the same call, again and again
+    "context",  # the context window is full
+    "timeout",  # the answer's wall-clock budget ran out
+    "bad_call",  # a call that could not be completed even under the grammar
+    "cancelled",  # the consumer asked to stop
+]
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw: str = ""  # what the model wrote, before canonicalisation
+
+
+@dataclass
+class ToolResult:
+    id: str
+    name: str
+    content: str  # the text inserted into the context (after truncation)
+    source: int  # the [n] the answer may cite
+    error: bool = False
+    truncated: bool = False
+    duration_s: float = 0.0
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Citation:
+    marker: int  # the n of an [n] in the answer
+    verified: bool  # n names a tool result of this answer
+    tool: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0  # the rendered conversation, before the answer
+    completion_tokens: int = 0  # tokens sampled by the model
+    prompt_tokens_evaluated: int = 0  # tokens llama.cpp evaluated that it did not sample
+    tokens_reused: int = 0  # tokens served from the KV cache instead of evaluated again
+    inserted_tokens: int = 0  # call scaffolding and tool results written by the controller
+    tool_calls: int = 0
+
+
+@dataclass
+class Final:
+    answer: str
+    stop_reason: StopReason
+    citations: list[Citation] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    message: str = ""  # why it stopped, in words, when that was not the model's choice
+    prompt: str | None = None  # the exact context text, when asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Event = TextDelta | ToolCall | ToolResult | Final
