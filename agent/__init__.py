@@ -13,7 +13,23 @@ from tooltoken.tools import (
     tool,
 )
 
+from ._agent import Agent
+from ._backend import Backend, LlamaBackend
+from ._controller import Options
+from ._events import Citation, Event, Final, TextDelta, ToolCall, ToolResult, Usage
+
 __all__ = [
+    "Agent",
+    "Backend",
+    "Citation",
+    "Event",
+    "Final",
+    "LlamaBackend",
+    "Options",
+    "TextDelta",
+    "ToolCall",
+    "ToolResult",
+    "Usage",
     "ConfigError",
     "ContextOverflowError",
     "ModelError",

@@ -1,0 +1,86 @@
+"""A scripted backend: the token seam of `Backend`, with no model behind it.
+
+Each call to `generate` plays the next script: a list of strings, each one token. Plain text
+is tokenized one character a token, special strings to their own ids, so a test can see exactly
+which control tokens a context holds. The KV cache is imitated: only the part of the token list
+that differs from what was "evaluated" before counts as evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from tooltoken._backend import GenerateStats
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL = ["</s>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
+EOG = {0, 2}
+
+
+class ScriptedBackend:
+    name = "scripted"
+    bos_text = ""
+    eos_text = "</s>"
+    add_bos = False
+
+    def __init__(self, scripts: list[list[str]], n_ctx: int = 8192, chat_template: str = CHATML) -> None:
+        self.scripts = list(scripts)
+        self.n_ctx = n_ctx
+        self.chat_template = chat_template
+        self.vocab: list[str] = list(SPECIAL)
+        self.ids: dict[str, int] = {s: i for i, s in enumerate(SPECIAL)}
+        self.held: list[int] = []
+        self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate
+
+    def _id(self, s: str) -> int:
+        if s not in self.ids:
+            self.ids[s] = len(self.vocab)
+            self.vocab.append(s)
+        return self.ids[s] + (0 if s in SPECIAL else 1000)
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        out: list[int] = []
+        i = 0
+        while i < len(text):
+            hit = next((s for s in SPECIAL if special and text.startswith(s, i)), None)
+            if hit:
+                out.append(self.ids[hit])
+                i += len(hit)
+            else:
+                out.append(self._id(text[i]))
+                i += 1
+        return out
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return "".join(self.vocab[t] if t < 1000 else self.vocab[t - 1000] for t in tokens).encode()
+
+    def is_eog(self, token: int) -> bool:
+        return token in EOG
+
+    def token(self, s: str) -> int:
+        """The id the model would emit for `s` (a special string gets its control token)."""
+        return self.ids[s] if s in SPECIAL else self._id(s)
+
+    def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats) -> Iterator[int]:
+        prefix = 0
+        for a, b in zip(self.held, tokens):
+            if a != b:
+                break
+            prefix += 1
+        stats.reused += prefix
+        stats.evaluated += len(tokens) - prefix
+        self.requests.append((list(tokens), grammar))
+        script = self.scripts.pop(0) if self.scripts else []
+        self.held = list(tokens)
+        for s in script:
+            t = self.token(s)
+            yield t
+            self.held.append(t)
+        yield self.ids["<|im_end|>"]
+
+
+def chunks(text: str, size: int = 3) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
