@@ -12,6 +12,7 @@ token loop runs in a worker thread; one model serves one answer at a time).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from dataclasses import fields, replace
@@ -43,8 +44,17 @@ def load_backend(model: str | os.PathLike[str] | None = None, **kwargs: Any) -> 
     key = (path, tuple(sorted(kwargs.items())))
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
+            if not _BACKENDS:
+                atexit.register(_close_all)
             _BACKENDS[key] = LlamaBackend(path, **kwargs)
         return _BACKENDS[key]
+
+
+def _close_all() -> None:
+    """Free models before interpreter teardown (llama-cpp-python's __del__ fails after it)."""
+    for backend in _BACKENDS.values():
+        backend.llm.close()
+    _BACKENDS.clear()
 
 
 class Agent:

@@ -35,7 +35,7 @@ _MARKER = regex.compile(r"\[(\d{1,3})\]")
 class Options:
     tool_choice: str = "auto"  # auto | required | none | a tool's name
     grammar: bool = True  # generate calls under the grammar of the registered tools
-    max_tokens: int = 1024  # tokens the model may sample in one answer
+    max_tokens: int = 1024  # answer tokens the model may sample (calls are capped by max_call_tokens)
     max_tool_calls: int = 8
     max_repeated_calls: int = 2  # identical consecutive calls allowed
     tool_timeout: float = 30.0
@@ -93,6 +93,7 @@ class Controller:
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {"tools_s": 0.0}
         self._trigger_time: float | None = None
+        self._text_tokens = 0  # answer tokens sampled, calls not counted
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     # -- tokens ------------------------------------------------------------------------------
@@ -105,12 +106,12 @@ class Controller:
     def _piece(self, token: int) -> str:
         return self._decoder.decode(self.b.detokenize([token]))
 
-    def _check_limits(self) -> None:
+    def _check_limits(self, in_call: bool = False) -> None:
         if self.cancel.is_set():
             raise _Stop("cancelled", "stopped by the caller")
         if len(self.ctx) >= self.b.n_ctx - 1:
             raise _Stop("context", f"the context window ({self.b.n_ctx} tokens) is full")
-        if self.usage.completion_tokens >= self.opt.max_tokens:
+        if not in_call and self._text_tokens >= self.opt.max_tokens:  # calls have max_call_tokens
             raise _Stop("length", f"max_tokens ({self.opt.max_tokens}) reached")
         if self.opt.max_time_s is not None and time.perf_counter() - self.t0 > self.opt.max_time_s:
             raise _Stop("timeout", f"the answer took longer than {self.opt.max_time_s:g} s")
@@ -163,7 +164,7 @@ class Controller:
         if text:
             now = time.perf_counter()
             self.timings.setdefault("first_token_s", now - self.t0)
-            if self._trigger_time is not None:  # first answer text after a call
+            if self._trigger_time is not None:  # first answer text after a call was written
                 self.timings["roundtrip_s"] = self.timings.get("roundtrip_s", 0.0) + now - self._trigger_time
                 self.timings["roundtrips"] = self.timings.get("roundtrips", 0) + 1
                 self._trigger_time = None
@@ -183,6 +184,7 @@ class Controller:
                     break
                 self.ctx.append(token)
                 self.usage.completion_tokens += 1
+                self._text_tokens += 1
                 piece = self._piece(token)
                 span.add(token, piece)
                 pending += piece
@@ -214,13 +216,10 @@ class Controller:
         del self.ctx[span.start + keep :]
         if leftover:
             self.ctx += self.b.tokenize(leftover, special=False)
-        self._trigger_time = time.perf_counter()
         return True
 
     def _call(self, allowed: list[Tool]) -> Iterator[Event]:
         """Write the call under the grammar at the end of the context, run it, insert the result."""
-        if self._trigger_time is None:
-            self._trigger_time = time.perf_counter()
         open_tokens = self.b.tokenize(self.fmt.call_open, special=True)
         self.ctx += open_tokens
         self.usage.inserted_tokens += len(open_tokens)
@@ -247,7 +246,7 @@ class Controller:
                         pass
                 if len(self.ctx) - body_start >= self.opt.max_call_tokens:
                     break
-                self._check_limits()
+                self._check_limits(in_call=True)
         finally:
             gen.close()
         call_id = f"call_{len(self.calls) + 1}"
@@ -261,6 +260,7 @@ class Controller:
         close_tokens = self.b.tokenize(self.fmt.call_close, special=True)
         self.ctx += close_tokens
         self.usage.inserted_tokens += len(close_tokens)
+        self.usage.call_tokens += len(self.ctx) - body_start + len(open_tokens)
         call = ToolCall(call_id, name or "", arguments or {}, raw=text)
         if name is not None and not problem:
             key = (name, json.dumps(arguments, sort_keys=True))
@@ -272,6 +272,7 @@ class Controller:
             if repeats > self.opt.max_repeated_calls:
                 raise _Stop("repeated_call", f"{name} called {repeats} times in a row with the same arguments")
         self.calls.append(call)
+        self._trigger_time = time.perf_counter()  # the call is written: from here on it is our cost
         yield call
         if problem:
             content, error, duration, sources = f"error: {problem}", True, 0.0, []

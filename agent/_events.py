@@ -66,6 +66,7 @@ class Usage:
     prompt_tokens_evaluated: int = 0  # tokens llama.cpp evaluated that it did not sample
     tokens_reused: int = 0  # tokens served from the KV cache instead of evaluated again
     inserted_tokens: int = 0  # call scaffolding and tool results written by the controller
+    call_tokens: int = 0  # tokens of the calls in canonical form (opening, JSON, closing)
     tool_calls: int = 0
 
 

@@ -25,3 +25,13 @@ __all__ = [
     "tool",
     "to_output",
 ]
+
+
+def default_tools() -> list[Tool]:
+    """The tools `tooltoken chat` and `ask` start with."""
+    from .calculator import calculator
+
+    return [calculator]
+
+
+__all__ += ["default_tools"]
