@@ -28,8 +28,8 @@ from ._template import Piece, render
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
 TOOL_HINT = (
-    " Use a tool when it helps, and answer from its result. Results are numbered [1], [2], ...;"
-    " cite the ones you use with their number."
+    " Use a tool when it helps, then answer from its result. Tool results are numbered [1], [2], ...;"
+    " write the answer itself, then cite the result it came from by its number."
 )
 
 _BACKENDS: dict[tuple, LlamaBackend] = {}

@@ -138,9 +138,11 @@ class Controller:
                     forced = None
                     yield from self._call(allowed)
                     continue
-                if not (yield from self._free(free)):
+                trigger = yield from self._free(free)
+                if trigger is None:
                     break
-                yield from self._call(list(self.tools.values()))
+                invented = trigger if trigger and trigger not in self.tools else None
+                yield from self._call(list(self.tools.values()), invented)
         except _Stop as stop:
             reason, message = stop.reason, stop.message
         self.usage.prompt_tokens_evaluated = self.stats.evaluated
@@ -172,12 +174,13 @@ class Controller:
             yield TextDelta(text)
 
     def _free(self, triggers: bool) -> Iterator[Event]:
-        """Generate until the end of turn (returns False) or a trigger (rewinds; returns True)."""
+        """Generate until the end of turn (returns None) or a trigger: then rewind to where the call
+        began and return the tool name the model had written ("" if none yet)."""
         span = _Span(start=len(self.ctx))
         pending, held_from = "", 0  # held text and its offset in the span
         self._check_limits()
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
-        trigger_at = None
+        trigger_at, name = None, ""
         try:
             for token in gen:
                 if self.b.is_eog(token):
@@ -196,6 +199,7 @@ class Controller:
                     pending = pending[cut:]
                     if m and not m.partial:
                         trigger_at = held_from
+                        name = m.group("name") or m.group("fname") or ""
                         break
                 else:
                     yield from self._emit(pending)
@@ -209,17 +213,21 @@ class Controller:
             gen.close()
         if trigger_at is None:
             yield from self._emit(pending + self._decoder.decode(b"", final=True))
-            return False
+            return None
         if len(self.calls) >= self.opt.max_tool_calls:
             raise _Stop("max_tool_calls", f"more than {self.opt.max_tool_calls} tool calls in one answer")
         keep, leftover = span.cut(trigger_at)
         del self.ctx[span.start + keep :]
         if leftover:
             self.ctx += self.b.tokenize(leftover, special=False)
-        return True
+        return name
 
-    def _call(self, allowed: list[Tool]) -> Iterator[Event]:
-        """Write the call under the grammar at the end of the context, run it, insert the result."""
+    def _call(self, allowed: list[Tool], invented: str | None = None) -> Iterator[Event]:
+        """Write the call under the grammar at the end of the context, run it, insert the result.
+
+        `invented`: the model already named a tool that does not exist; that call is written as
+        it was meant and answered with the list of real tools, rather than forced onto one.
+        """
         open_tokens = self.b.tokenize(self.fmt.call_open, special=True)
         self.ctx += open_tokens
         self.usage.inserted_tokens += len(open_tokens)
@@ -227,7 +235,12 @@ class Controller:
         schema = call_schema(allowed) if self.opt.grammar else None
         text, decoder = "", codecs.getincrementaldecoder("utf-8")(errors="replace")
         parsed = None
-        gen = self.b.generate(list(self.ctx), grammar=schema, stats=self.stats)
+        if invented is not None:
+            parsed = {"name": invented, "arguments": {}}
+            text = json.dumps(parsed, ensure_ascii=False)
+            self.ctx += self.b.tokenize(text, special=False)
+            self.usage.inserted_tokens += len(self.ctx) - body_start
+        gen = self.b.generate(list(self.ctx), grammar=schema, stats=self.stats) if invented is None else iter(())
         try:
             for token in gen:
                 if self.b.is_eog(token):
@@ -248,7 +261,7 @@ class Controller:
                     break
                 self._check_limits(in_call=True)
         finally:
-            gen.close()
+            getattr(gen, "close", lambda: None)()
         call_id = f"call_{len(self.calls) + 1}"
         name, arguments, problem = _read_call(parsed, text, self.tools, allowed)
         if name is not None and not problem:

@@ -31,13 +31,17 @@ FORMATS = ("hermes", "generic")
 
 def trigger_pattern(tool_names: list[str]) -> regex.Pattern[str]:
     """One pattern for every way a call may start. Matched with partial=True while streaming,
-    so text that could still become a trigger is held back and nothing else is."""
+    so text that could still become a trigger is held back and nothing else is.
+
+    JSON forms match through the tool's name, so a name the model invented (Qwen2.5-Coder wrote
+    a `greeting` call for "Say hello") is told to the model instead of being forced onto a real tool.
+    """
     names = "|".join(regex.escape(n) for n in sorted(tool_names, key=len, reverse=True)) or "(?!)"
     fence = r"```(?:json|tool_call|tool_code|python)?[ \t]*\n?[ \t]*"
     return regex.compile(
         r"<tool_call>|<function_call>"
-        rf"|{fence}(?:\{{\s*\"name\"\s*:|(?:{names})\s*\()"
-        r'|\{\s*"name"\s*:\s*"'
+        rf"|{fence}(?:\{{\s*\"name\"\s*:\s*\"(?P<fname>[^\"\\\n]{{0,64}})\"|(?:{names})\s*\()"
+        r'|\{\s*"name"\s*:\s*"(?P<name>[^"\\\n]{0,64})"'
     )
 
 

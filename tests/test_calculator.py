@@ -14,7 +14,6 @@ from fractions import Fraction
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
 from tooltoken.tools import ToolArgumentError, ToolError
 from tooltoken.tools.calculator import MAX_CHARS, CalculatorError, calculate, calculator, evaluate
 
@@ -114,6 +113,8 @@ def test_exact_and_float_types() -> None:
         ("1,234 * 5", "commas only separate function arguments"),
         ("", "empty expression"),
         ("2 +", "could not parse"),
+        ("2 3", "could not parse '2 3': invalid syntax"),
+        ("()", "empty parentheses"),
         ("(1 + 2", "could not parse"),
         ("2(3)", "cannot be called"),
         ("pi(2)", "pi cannot be called"),

@@ -276,3 +276,13 @@ def test_unknown_option_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="valid options"):
         agent_for([], max_tokenz=3)
+
+
+def test_an_invented_tool_name_is_told_not_forced_onto_a_real_tool():
+    # as Qwen2.5-Coder did for "Say hello": a fenced call to a tool that does not exist
+    agent, backend = agent_for([["```json\n", '{"name": ', '"greeting"', ', "arguments": {}}'], ["Hello!"]])
+    final = check_stream(events_of(agent, "Say hello"))
+    assert final.tool_calls[0].name == "greeting"
+    assert final.tool_results[0].error and "unknown tool 'greeting'; available: calculator" in final.tool_results[0].content
+    assert final.answer == "Hello!"
+    assert len(backend.requests) == 2  # no grammar-constrained call was generated

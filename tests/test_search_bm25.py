@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tooltoken.tools import ConfigError, ToolError
 from tooltoken.tools.search import BM25Search, Document, Hit, SearchBackend, SearchError, _stemmer, _tokenize
 

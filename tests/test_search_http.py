@@ -10,16 +10,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import ClassVar
 
 import pytest
-
-import tooltoken.tools.http_search as http_search
-from tooltoken.tools import ConfigError
+from tooltoken.tools import ConfigError, http_search
 from tooltoken.tools.http_search import HttpSearch, check_address, guarded_get
 from tooltoken.tools.search import SearchBackend, SearchError
 
@@ -36,12 +36,12 @@ RESULTS = [
 
 
 class _Handler(BaseHTTPRequestHandler):
-    seen: list[tuple[str, str]] = []
+    seen: ClassVar[list[tuple[str, str]]] = []
 
     def log_message(self, *args: object) -> None:  # keep test output clean
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         self.seen.append((self.path, self.headers.get("Host", "")))
         port = self.server.server_address[1]
@@ -89,10 +89,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that gave up are expected here
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -202,7 +209,9 @@ def test_names_are_resolved_and_checked(monkeypatch: pytest.MonkeyPatch, dialled
     assert dialled == []
 
 
-def test_the_checked_address_is_the_one_dialled(server: str, monkeypatch: pytest.MonkeyPatch, dialled: list[str]) -> None:
+def test_the_checked_address_is_the_one_dialled(
+    server: str, monkeypatch: pytest.MonkeyPatch, dialled: list[str]
+) -> None:
     """DNS rebinding: the name is resolved once and the connection goes to that address, with
     the name kept in the Host header."""
     port = int(server.rsplit(":", 1)[1])
@@ -273,6 +282,13 @@ def test_connection_refused_is_a_search_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(SearchError, match="could not reach"):
         HttpSearch(f"http://127.0.0.1:{port}", allow_private=True, timeout=2).search("x")
+
+
+def test_https_goes_through_tls_to_the_checked_address(server: str, dialled: list[str]) -> None:
+    # the test server speaks plain HTTP, so the TLS handshake fails: cleanly, as a SearchError
+    with pytest.raises(SearchError, match="could not reach 127.0.0.1"):
+        guarded_get(server.replace("http://", "https://") + "/search", allow_private=True, timeout=5)
+    assert dialled == ["127.0.0.1"]
 
 
 def test_configuration_errors() -> None:

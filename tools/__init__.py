@@ -10,6 +10,11 @@ from ._errors import (
     TooltokenError,
 )
 from ._tool import Source, Tool, ToolOutput, tool, to_output
+from .browser import Browser, BrowserError
+from .calculator import CalculatorError, calculate
+from .corpus import CorpusError, default_search
+from .http_search import HttpSearch
+from .search import BM25Search, Document, Hit, SearchBackend, SearchError
 
 __all__ = [
     "ConfigError",
@@ -34,4 +39,5 @@ def default_tools() -> list[Tool]:
     return [calculator]
 
 
-__all__ += ["default_tools"]
+__all__ += ["default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
+            "Hit", "HttpSearch", "SearchBackend", "SearchError", "calculate", "default_search"]

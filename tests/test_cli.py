@@ -1,0 +1,66 @@
+"""The `tooltoken` command, run as a user runs it (a real process, the real small model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TOOLTOKEN = [sys.executable, "-c", "from tooltoken.cli import main; main()"]
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([*TOOLTOKEN, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.unit
+def test_models_list_shows_both_packs():
+    out = run("models", "list")
+    assert out.returncode == 0, out.stderr
+    assert "smollm2-135m" in out.stdout and "qwen2.5-coder-1.5b (default)" in out.stdout
+
+
+@pytest.mark.unit
+def test_unknown_model_is_a_clear_error_not_a_traceback():
+    out = run("ask", "hi", "--model", "nope")
+    assert out.returncode == 1
+    assert "valid models" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.unit
+def test_import_tooltoken_is_light():
+    code = "import sys, tooltoken, tooltoken.tools; print(sorted(m for m in ('torch', 'pymilvus', 'llama_cpp') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.unit
+def test_public_names_import():
+    import tooltoken
+
+    for name in tooltoken.__all__:
+        assert getattr(tooltoken, name) is not None
+
+
+@pytest.mark.integration
+def test_ask_json_with_a_forced_call(smollm2_path):
+    out = run("ask", "What is 1234 * 5678?", "--model", smollm2_path, "--json", "--tool-choice", "calculator",
+              "--max-tokens", "24")
+    assert out.returncode == 0, out.stderr
+    final = json.loads(out.stdout)
+    assert final["tool_calls"][0]["name"] == "calculator"
+    assert final["tool_results"][0]["source"] == 1
+    assert final["usage"]["prompt_tokens_evaluated"] >= final["usage"]["prompt_tokens"]
+
+
+@pytest.mark.integration
+def test_ask_streams_text_and_tool_lines(smollm2_path):
+    out = run("ask", "What is 2+2?", "--model", "smollm2-135m", "--tool-choice", "required", "--max-tokens", "16",
+              "--show-prompt")
+    assert out.returncode == 0, out.stderr
+    assert "→ calculator(" in out.stdout and "← [1]" in out.stdout
+    assert "<|im_start|>system" in out.stderr  # --show-prompt prints the exact prompt
