@@ -176,9 +176,11 @@ if typer is not None:
             for k, v in result.items():
                 console.print(f"{k:>28}  {v}")
 
-    # Commands from the other rooms register themselves when their extras are installed.
-    for _module in ("tooltoken._cli_index",):
-        try:
-            __import__(_module, fromlist=["register"]).register(app)
-        except ImportError:
-            pass
+    # Commands from other modules register themselves: `index` (retrieval), `eval` (evals),
+    # `run`/`serve`/`config` (interfaces). Each module imports its heavy parts lazily, inside
+    # its commands, so a missing extra shows up as a message when the command runs.
+    import importlib.util
+
+    for _module in ("tooltoken._cli_index", "tooltoken._cli_more", "tooltoken.evals.cli"):
+        if importlib.util.find_spec(_module) is not None:
+            importlib.import_module(_module).register(app)
