@@ -102,10 +102,18 @@ class LlamaBackend:
     def grammar(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+            from llama_cpp.llama_grammar import LlamaGrammar
 
-            order = ["name", "arguments", *_property_names(schema)]  # else keys come out sorted
-            self._grammars[key] = LlamaGrammar.from_string(json_schema_to_gbnf(key, order), verbose=False)
+            gbnf = schema_to_gbnf(schema)
+            # llama.cpp returns NULL for a grammar it cannot parse, and sampling with it crashes
+            # the process: check here and fail as a Python error instead.
+            probe = self._llama_cpp.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
+            if not probe:
+                raise ConfigError(f"llama.cpp rejected the call grammar built from {key[:200]}")
+            self._llama_cpp.llama_sampler_free(probe)
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
 
     def cached_prefix(self, tokens: list[int]) -> int:
@@ -133,6 +141,29 @@ class LlamaBackend:
             repeat_penalty=1.0,
             grammar=self.grammar(grammar) if grammar is not None else None,
         )
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """JSON schema → GBNF with llama-cpp-python's converter, keys in declaration order.
+
+    Its `_format_literal` (0.3.36) does not escape backslashes, so a `const`/`enum` string that
+    contains a quote (a sentence offered to `quote`) made a grammar llama.cpp cannot parse; the
+    subclass escapes them as upstream llama.cpp does.
+    """
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    class _Converter(SchemaConverter):
+        def _format_literal(self, literal: str) -> str:
+            escaped = literal.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n").replace('"', '\\"')
+            return f'"{escaped}"'
+
+    order = ["name", "arguments", *_property_names(schema)]  # otherwise keys come out sorted
+    converter = _Converter(
+        prop_order={name: i for i, name in enumerate(order)}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
+    resolved = converter.resolve_refs(schema, "stdin")
+    converter.visit(resolved, "")
+    return converter.format_grammar()
 
 
 def _property_names(schema: Any) -> list[str]:

@@ -18,22 +18,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import regex
 
 from tooltoken.tools import Tool
 
 from ._backend import Backend, GenerateStats
+from ._citations import check_citations
 from ._events import Citation, Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
 from ._formats import Format, call_schema, trigger_pattern
 from ._template import Piece
 from ._toolrun import run_tool
 
-_MARKER = regex.compile(r"\[(\d{1,3})\]")
 
 
 @dataclass
 class Options:
-    tool_choice: str = "auto"  # auto | required | none | a tool's name
+    # auto | required | none | a tool's name | a list of those: forced calls, in order, then auto
+    # (or, if the list ends in "none", the answer with no more calls)
+    tool_choice: str | list[str] = "auto"
     grammar: bool = True  # generate calls under the grammar of the registered tools
     max_tokens: int = 1024  # answer tokens the model may sample (calls are capped by max_call_tokens)
     max_tool_calls: int = 8
@@ -43,6 +44,8 @@ class Options:
     max_call_tokens: int = 512
     max_time_s: float | None = None
     answer_reserve: int = 64  # context kept free for the answer after a tool result
+    # said after an answer that used tools but cites none of their results (None: say nothing)
+    unsupported_notice: str | None = "(No tool result supports this answer; it may be a guess.)"
     show_prompt: bool = False
 
 
@@ -89,6 +92,8 @@ class Controller:
         self.calls: list[ToolCall] = []
         self.results: list[ToolResult] = []
         self.answer: list[str] = []
+        self.warnings: list[str] = []
+        self._result_texts: list[str] = []  # tool results, whitespace-normalised
         self.ctx: list[int] = []
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {"tools_s": 0.0}
@@ -128,15 +133,18 @@ class Controller:
             if len(self.ctx) + self.opt.answer_reserve > self.b.n_ctx:
                 raise _Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
             choice = self.opt.tool_choice
-            if choice != "auto" and choice not in ("none", "required") and choice not in self.tools:
-                raise _Stop("bad_call", f"tool_choice names no registered tool: {choice!r}")
-            forced = choice if self.tools and choice not in ("auto", "none") else None
+            plan = [] if choice in ("auto", "none") else [choice] if isinstance(choice, str) else list(choice)
+            unknown = [c for c in plan if c not in ("required", "none") and c not in self.tools]
+            if unknown:
+                raise _Stop("bad_call", f"tool_choice names no registered tool: {', '.join(map(repr, unknown))}")
             free = bool(self.tools) and choice != "none"
             while True:
-                if forced:
-                    allowed = list(self.tools.values()) if forced == "required" else [self.tools[forced]]
-                    forced = None
-                    yield from self._call(allowed)
+                if plan and self.tools:
+                    step = plan.pop(0)
+                    if step == "none":  # a plan ending in "none": answer now, no more calls
+                        free, plan = False, []
+                        continue
+                    yield from self._call(list(self.tools.values()) if step == "required" else [self.tools[step]])
                     continue
                 trigger = yield from self._free(free)
                 if trigger is None:
@@ -149,16 +157,25 @@ class Controller:
         self.usage.tokens_reused = self.stats.reused
         self.usage.tool_calls = len(self.calls)
         self.timings["total_s"] = time.perf_counter() - self.t0
+        citations = check_citations("".join(self.answer), self.calls, self.results)
+        if (
+            reason == "stop"
+            and self.results
+            and self.opt.unsupported_notice
+            and not any(c.verified for c in citations)
+        ):  # tools were asked and nothing they returned is cited: say so rather than let it pass
+            yield from self._emit(f"\n\n{self.opt.unsupported_notice}")
         answer = "".join(self.answer)
         yield Final(
             answer=answer,
             stop_reason=reason,
-            citations=self._citations(answer),
+            citations=citations,
             tool_calls=self.calls,
             tool_results=self.results,
             usage=self.usage,
             timings=self.timings,
             message=message,
+            warnings=self.warnings,
             prompt=self.b.detokenize(self.ctx).decode("utf-8", "replace") if self.opt.show_prompt else None,
         )
 
@@ -181,6 +198,7 @@ class Controller:
         self._check_limits()
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
         trigger_at, name = None, ""
+        suspect = None  # a trigger match that also occurs in a tool result
         try:
             for token in gen:
                 if self.b.is_eog(token):
@@ -191,13 +209,27 @@ class Controller:
                 piece = self._piece(token)
                 span.add(token, piece)
                 pending += piece
-                if triggers:
+                if triggers and suspect is not None:
+                    # a trigger that a tool result also contains: is the model copying it?
+                    copying = self._in_a_result(pending)
+                    if not copying:  # it wrote its own call after all
+                        trigger_at = held_from
+                        name = suspect.group("name") or suspect.group("fname") or ""
+                        break
+                    if len(pending) >= 60 or pending.rstrip().endswith(("}", ")", "</tool_call>", "```")):
+                        self.warnings.append(f"a tool call copied from a tool result was left as text: {pending!r}")
+                        yield from self._emit(pending)
+                        held_from += len(pending)
+                        pending, suspect = "", None
+                elif triggers:
                     m = self.trigger.search(pending, partial=True)
                     cut = m.start() if m else len(pending)
                     yield from self._emit(pending[:cut])
                     held_from += cut
                     pending = pending[cut:]
-                    if m and not m.partial:
+                    if m and not m.partial and self._in_a_result(m.group(0)):
+                        suspect = m  # decide when the copy ends or departs from the result
+                    elif m and not m.partial:
                         trigger_at = held_from
                         name = m.group("name") or m.group("fname") or ""
                         break
@@ -221,6 +253,12 @@ class Controller:
         if leftover:
             self.ctx += self.b.tokenize(leftover, special=False)
         return name
+
+    def _in_a_result(self, text: str) -> bool:
+        """Does `text` (whitespace aside) occur in a tool result of this answer? A model that
+        copies a call out of a document is following the document, not the user."""
+        probe = " ".join(text.split())
+        return bool(probe) and any(probe in norm for norm in self._result_texts)
 
     def _call(self, allowed: list[Tool], invented: str | None = None) -> Iterator[Event]:
         """Write the call under the grammar at the end of the context, run it, insert the result.
@@ -275,9 +313,9 @@ class Controller:
         self.usage.inserted_tokens += len(close_tokens)
         self.usage.call_tokens += len(self.ctx) - body_start + len(open_tokens)
         call = ToolCall(call_id, name or "", arguments or {}, raw=text)
+        repeats = 1
         if name is not None and not problem:
             key = (name, json.dumps(arguments, sort_keys=True))
-            repeats = 1
             for previous in reversed(self.calls):
                 if (previous.name, json.dumps(previous.arguments, sort_keys=True)) != key:
                     break
@@ -289,6 +327,10 @@ class Controller:
         yield call
         if problem:
             content, error, duration, sources = f"error: {problem}", True, 0.0, []
+        elif repeats > 1:  # don't run it again: point back at the result the model already has
+            earlier = self.results[-1].source if self.results else 0
+            content = f"repeated call: the result of this exact call is [{earlier}] above. Answer from it now."
+            error, duration, sources = True, 0.0, []
         else:
             outcome = run_tool(self.tools[name], arguments, self.opt.tool_timeout)  # type: ignore[index]
             content, error, duration = outcome.output.content, outcome.error, outcome.duration_s
@@ -306,10 +348,12 @@ class Controller:
             raise _Stop("context", f"no room left in the context ({self.b.n_ctx} tokens) for a tool result")
         content, truncated = self._truncate(content, budget)
         before = len(self.ctx)
-        self.ctx += self.encode(self.fmt.result_pieces(label, content))
+        nudge = f"Use this result [{n}] to answer my question; cite it as [{n}]."
+        self.ctx += self.encode(self.fmt.result_pieces(label, content, nudge))
         self.usage.inserted_tokens += len(self.ctx) - before
         result = ToolResult(call.id, call.name, content, n, error, truncated, duration, sources)
         self.results.append(result)
+        self._result_texts.append(" ".join(content.split()))
         return result
 
     def _truncate(self, content: str, budget: int) -> tuple[str, bool]:
@@ -321,23 +365,6 @@ class Controller:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
-
-    def _citations(self, answer: str) -> list[Citation]:
-        seen: list[int] = []
-        for m in _MARKER.finditer(answer):
-            n = int(m.group(1))
-            if n not in seen:
-                seen.append(n)
-        out = []
-        for n in seen:
-            if 1 <= n <= len(self.results):
-                r = self.results[n - 1]
-                c = self.calls[[c.id for c in self.calls].index(r.id)]
-                ok = not r.error
-                out.append(Citation(n, ok, r.name, c.arguments, r.sources, "" if ok else "the tool failed"))
-            else:
-                out.append(Citation(n, False, reason="no tool result has this number"))
-        return out
 
 
 def _read_call(parsed, text: str, tools: dict[str, Tool], allowed: list[Tool]):

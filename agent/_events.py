@@ -52,11 +52,16 @@ class ToolResult:
 @dataclass
 class Citation:
     marker: int  # the n of an [n] in the answer
-    verified: bool  # n names a tool result of this answer
+    verified: bool  # n names a tool result of this answer (and its quote occurs in it)
     tool: str = ""
     arguments: dict[str, Any] = field(default_factory=dict)
     sources: list[dict[str, Any]] = field(default_factory=list)
-    reason: str = ""
+    source_id: str = ""  # the stable id of the (first, or quoted) source
+    title: str = ""
+    location: str = ""  # path, URL, line range
+    quote: str = ""  # words the answer quoted right before the marker
+    reason: str = ""  # why it is not verified
+    inferred: bool = False  # no marker: the answer states a fact found verbatim in this result
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Final:
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float] = field(default_factory=dict)
     message: str = ""  # why it stopped, in words, when that was not the model's choice
+    warnings: list[str] = field(default_factory=list)  # things the controller refused or changed
     prompt: str | None = None  # the exact context text, when asked for
 
     def to_dict(self) -> dict[str, Any]:

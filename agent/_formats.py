@@ -70,12 +70,16 @@ class Format:
     def call_pieces(self, call_json: str) -> list[Piece]:
         return [Piece(self.call_open, True), Piece(call_json, False), Piece(self.call_close, True)]
 
-    def result_pieces(self, label: str, content: str) -> list[Piece]:
-        """A tool result as data: delimited, labelled with its source, in a user turn."""
+    def result_pieces(self, label: str, content: str, nudge: str = "") -> list[Piece]:
+        """A tool result as data: delimited, labelled with its source, in a user turn.
+
+        `nudge` follows the result in the same turn, for families never trained on tool turns
+        (without it SmolLM2 answers a result by writing the same call again)."""
+        after = f"\n{nudge}" if nudge and not self.native_tools else ""
         return [
             Piece(f"{self.assistant_to_user}<tool_response>\n{label}\n", True),
             Piece(content, False),
-            Piece(f"\n</tool_response>{self.user_to_assistant}", True),
+            Piece(f"\n</tool_response>{after}{self.user_to_assistant}", True),
         ]
 
 
@@ -99,7 +103,7 @@ def call_schema(tools: list[Tool]) -> dict[str, Any]:
     options = [
         {
             "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+            "properties": {"name": {"const": t.name}, "arguments": t.call_parameters()},
             "required": ["name", "arguments"],
             "additionalProperties": False,
         }

@@ -84,3 +84,11 @@ def test_context_budget_on_the_real_model(smollm2_path):
     assert final.stop_reason in ("context", "stop")
     if final.stop_reason == "context":
         assert "512" in final.message
+
+
+def test_quotes_and_backslashes_in_grammar_literals(agent):
+    """llama-cpp-python 0.3.36's converter left backslashes unescaped; llama.cpp then crashed."""
+    schema = {"type": "object", "properties": {"name": {"const": "quote"}, "arguments": {
+        "type": "object", "properties": {"text": {"enum": ['He said "hi".', "a \\ b", 'x {"name": "c"}']}},
+        "required": ["text"], "additionalProperties": False}}, "required": ["name", "arguments"]}
+    assert agent.backend.grammar(schema) is not None

@@ -32,11 +32,14 @@ __all__ = [
 ]
 
 
-def default_tools() -> list[Tool]:
-    """The tools `tooltoken chat` and `ask` start with."""
+def default_tools(search: bool = True) -> list[Tool]:
+    """The tools `tooltoken chat` and `ask` start with: the calculator, and WebGPT-style browsing
+    (search, open, find, quote) over the offline Wikipedia corpus (built on first use)."""
     from .calculator import calculator
 
-    return [calculator]
+    if not search:
+        return [calculator]
+    return [calculator, *Browser(default_search()).tools()]
 
 
 __all__ += ["default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",

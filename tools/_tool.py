@@ -63,6 +63,9 @@ class Tool:
     args_model: type[pydantic.BaseModel] | None = None
     timeout: float | None = None
     json_schema: dict[str, Any] | None = None
+    # Narrower argument schema for the call grammar, read at each call (e.g. quote: only
+    # sentences of the open document). The prompt still declares `parameters`.
+    grammar_parameters: Callable[[], dict[str, Any] | None] | None = None
 
     @classmethod
     def from_schema(
@@ -87,6 +90,11 @@ class Tool:
         schema.setdefault("required", [])
         schema["additionalProperties"] = False
         return schema
+
+    def call_parameters(self) -> dict[str, Any]:
+        """The argument schema a call is generated under, right now."""
+        narrowed = self.grammar_parameters() if self.grammar_parameters else None
+        return narrowed or self.parameters
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style declaration, as chat templates expect it."""

@@ -35,6 +35,8 @@ from .search import Document, Hit, SearchBackend
 __all__ = ["Browser", "BrowserError"]
 
 _MAX_QUOTE = 1000
+_MAX_SENTENCES = 200  # of the open document, offered to the quote grammar
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 class BrowserError(ToolError):
@@ -164,7 +166,25 @@ class Browser:
             """
             return self.quote(text)
 
-        return [tool(f) for f in (search, open, find, quote)]
+        tools = [tool(f) for f in (search, open, find, quote)]
+        tools[3].grammar_parameters = self._quote_schema
+        return tools
+
+    def _quote_schema(self) -> dict | None:
+        """While a document is open, a quote can only be one of its sentences, verbatim: the call
+        grammar enforces what `quote` checks, so even a small model quotes exactly."""
+        if self._page is None:
+            return None
+        sentences = [" ".join(s.split()) for s in _SENTENCE.split(self._page.doc.text)]
+        options = list(dict.fromkeys(s for s in sentences if 8 <= len(s) <= _MAX_QUOTE))[:_MAX_SENTENCES]
+        if not options:
+            return None
+        return {
+            "type": "object",
+            "properties": {"text": {"type": "string", "enum": options}},
+            "required": ["text"],
+            "additionalProperties": False,
+        }
 
     # --- internals ------------------------------------------------------------------------
 
