@@ -69,10 +69,12 @@ class Agent:
         n_ctx: int = 4096,
         seed: int = 0,
         temperature: float = 0.0,
+        draft: str | None = None,
         **options: Any,
     ) -> None:
+        """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF."""
         if isinstance(model, (str, os.PathLike)) or model is None:
-            self.backend: Backend = load_backend(model, n_ctx=n_ctx, seed=seed, temperature=temperature)
+            self.backend: Backend = load_backend(model, n_ctx=n_ctx, seed=seed, temperature=temperature, draft=draft)
         else:
             self.backend = model
         names = [t.name for t in tools]
@@ -112,6 +114,7 @@ class Agent:
             tools=[t.schema() for t in self.tools] if self.fmt.native_tools and self.tools else None,
             bos_token=self.backend.bos_text,
             eos_token=self.backend.eos_text,
+            extra=self.fmt.render_kwargs(self.tools),
             trusted=frozenset({0}),  # the system turn is ours: tool declarations stay as written
         )
         return pieces

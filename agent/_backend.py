@@ -54,9 +54,11 @@ class LlamaBackend:
         n_threads: int | None = None,
         seed: int = 0,
         temperature: float = 0.0,
-        draft_model: Any = None,
+        draft: Any = None,
         llama_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        """`draft`: None, "prompt-lookup" (drafts copied from the context: answers quote their
+        tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`."""
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -74,7 +76,7 @@ class LlamaBackend:
                 n_threads=n_threads or max(1, os.cpu_count() or 1),
                 seed=seed,
                 verbose=False,
-                draft_model=draft_model,
+                draft_model=make_draft(draft),
                 **(llama_kwargs or {}),
             )
         except (ValueError, RuntimeError) as exc:
@@ -141,6 +143,18 @@ class LlamaBackend:
             repeat_penalty=1.0,
             grammar=self.grammar(grammar) if grammar is not None else None,
         )
+
+
+def make_draft(draft: Any) -> Any:
+    if draft is None or not isinstance(draft, str):
+        return draft
+    if draft == "prompt-lookup":
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        return LlamaPromptLookupDecoding(num_pred_tokens=10)
+    from ._draft import GGUFDraftModel  # a small GGUF model drafting for the big one
+
+    return GGUFDraftModel(draft)
 
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:

@@ -15,8 +15,9 @@ import codecs
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 
 from tooltoken.tools import Tool
@@ -24,7 +25,8 @@ from tooltoken.tools import Tool
 from ._backend import Backend, GenerateStats
 from ._citations import check_citations
 from ._events import Citation, Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
-from ._formats import Format, call_schema, trigger_pattern
+from ._calls import balanced, first_json
+from ._formats import Call, Format, trigger_pattern
 from ._template import Piece
 from ._toolrun import run_tool
 
@@ -86,7 +88,7 @@ class Controller:
         self.b, self.fmt, self.opt = backend, fmt, options
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
-        self.trigger = trigger_pattern(list(self.tools))
+        self.trigger = trigger_pattern(list(self.tools), fmt.extra_triggers, fmt.pythonic)
         self.usage = Usage()
         self.stats = GenerateStats()
         self.calls: list[ToolCall] = []
@@ -99,6 +101,7 @@ class Controller:
         self.timings: dict[str, float] = {"tools_s": 0.0}
         self._trigger_time: float | None = None
         self._text_tokens = 0  # answer tokens sampled, calls not counted
+        self._call_prefix = ""  # call text already sampled when a pythonic call was caught
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     # -- tokens ------------------------------------------------------------------------------
@@ -146,11 +149,12 @@ class Controller:
                         continue
                     yield from self._call(list(self.tools.values()) if step == "required" else [self.tools[step]])
                     continue
-                trigger = yield from self._free(free)
-                if trigger is None:
+                match = yield from self._free(free)
+                if match is None:
                     break
-                invented = trigger if trigger and trigger not in self.tools else None
-                yield from self._call(list(self.tools.values()), invented)
+                named = match.group("name") or match.group("fname")
+                invented = named if named and named not in self.tools else None
+                yield from self._call(list(self.tools.values()), invented, pythonic=bool(match.groupdict().get("py")))
         except _Stop as stop:
             reason, message = stop.reason, stop.message
         self.usage.prompt_tokens_evaluated = self.stats.evaluated
@@ -197,7 +201,7 @@ class Controller:
         pending, held_from = "", 0  # held text and its offset in the span
         self._check_limits()
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
-        trigger_at, name = None, ""
+        trigger_at, match = None, None
         suspect = None  # a trigger match that also occurs in a tool result
         try:
             for token in gen:
@@ -213,8 +217,7 @@ class Controller:
                     # a trigger that a tool result also contains: is the model copying it?
                     copying = self._in_a_result(pending)
                     if not copying:  # it wrote its own call after all
-                        trigger_at = held_from
-                        name = suspect.group("name") or suspect.group("fname") or ""
+                        trigger_at, match = held_from, suspect
                         break
                     if len(pending) >= 60 or pending.rstrip().endswith(("}", ")", "</tool_call>", "```")):
                         self.warnings.append(f"a tool call copied from a tool result was left as text: {pending!r}")
@@ -230,8 +233,7 @@ class Controller:
                     if m and not m.partial and self._in_a_result(m.group(0)):
                         suspect = m  # decide when the copy ends or departs from the result
                     elif m and not m.partial:
-                        trigger_at = held_from
-                        name = m.group("name") or m.group("fname") or ""
+                        trigger_at, match = held_from, m
                         break
                 else:
                     yield from self._emit(pending)
@@ -248,11 +250,15 @@ class Controller:
             return None
         if len(self.calls) >= self.opt.max_tool_calls:
             raise _Stop("max_tool_calls", f"more than {self.opt.max_tool_calls} tool calls in one answer")
+        self._call_prefix = ""
+        if match.groupdict().get("py"):  # Llama 3.2's list is its canonical form: keep it, go on
+            self._call_prefix = pending
+            return match
         keep, leftover = span.cut(trigger_at)
         del self.ctx[span.start + keep :]
         if leftover:
             self.ctx += self.b.tokenize(leftover, special=False)
-        return name
+        return match
 
     def _in_a_result(self, text: str) -> bool:
         """Does `text` (whitespace aside) occur in a tool result of this answer? A model that
@@ -260,25 +266,60 @@ class Controller:
         probe = " ".join(text.split())
         return bool(probe) and any(probe in norm for norm in self._result_texts)
 
-    def _call(self, allowed: list[Tool], invented: str | None = None) -> Iterator[Event]:
-        """Write the call under the grammar at the end of the context, run it, insert the result.
+    def _call(self, allowed: list[Tool], invented: str | None = None, pythonic: bool = False) -> Iterator[Event]:
+        """Write the call turn at the end of the context, run its calls, insert their results.
 
-        `invented`: the model already named a tool that does not exist; that call is written as
-        it was meant and answered with the list of real tools, rather than forced onto one.
+        The call is generated under the grammar of `allowed` after the family's opening, then
+        rewritten in canonical form. `invented`: the model already named a tool that does not
+        exist; that call is written as meant and answered with the real tools' names, rather
+        than forced onto one. `pythonic`: Llama 3.2's `[f(a=1), g(b=2)]`, read with `ast`.
         """
-        open_tokens = self.b.tokenize(self.fmt.call_open, special=True)
+        fmt = self.fmt
+        open_tokens = [] if pythonic else self.b.tokenize(fmt.call_open, special=True)
         self.ctx += open_tokens
         self.usage.inserted_tokens += len(open_tokens)
         body_start = len(self.ctx)
-        schema = call_schema(allowed) if self.opt.grammar else None
-        text, decoder = "", codecs.getincrementaldecoder("utf-8")(errors="replace")
-        parsed = None
+        value: Any = None
         if invented is not None:
-            parsed = {"name": invented, "arguments": {}}
-            text = json.dumps(parsed, ensure_ascii=False)
+            value = {"name": invented, fmt.args_key: {}}
+            text = json.dumps(value, ensure_ascii=False)
             self.ctx += self.b.tokenize(text, special=False)
             self.usage.inserted_tokens += len(self.ctx) - body_start
-        gen = self.b.generate(list(self.ctx), grammar=schema, stats=self.stats) if invented is None else iter(())
+        else:
+            schema = fmt.call_schema(allowed) if self.opt.grammar and not pythonic else None
+            text, value = self._generate_call(schema, body_start, pythonic)
+        calls = fmt.read(value, text, self.tools, allowed)
+        ids = [fmt.call_id(len(self.calls) + k + 1) for k in range(len(calls))]
+        if not pythonic and all(c.problem is None for c in calls):
+            pieces = fmt.canonical(calls, ids)
+            if "".join(p.text for p in pieces) != text.strip():
+                del self.ctx[body_start:]
+                self.ctx += self.encode(pieces)
+            self.usage.inserted_tokens += len(self.ctx) - body_start
+        close_tokens = self.b.tokenize("<|eot_id|>" if pythonic else fmt.call_close, special=True)
+        self.ctx += close_tokens
+        self.usage.inserted_tokens += len(close_tokens)
+        self.usage.call_tokens += len(self.ctx) - body_start + len(open_tokens)
+
+        events = [ToolCall(i, c.name or "", c.arguments, raw=text) for c, i in zip(calls, ids)]
+        repeats = self._repeats(calls[0]) if calls[0].problem is None else 1
+        if repeats > self.opt.max_repeated_calls:
+            raise _Stop("repeated_call", f"{calls[0].name} called {repeats} times in a row with the same arguments")
+        self.calls += events
+        self._trigger_time = time.perf_counter()  # the call is written: from here on it is our cost
+        yield from events
+        outcomes = self._run_all(calls, repeats)
+        results = self._insert(events, outcomes)
+        yield from results
+
+    def _generate_call(self, schema: dict | None, body_start: int, pythonic: bool) -> tuple[str, Any]:
+        """Sample the call body; return its text and its parsed JSON value (None if not JSON)."""
+        text, decoder, value = "", codecs.getincrementaldecoder("utf-8")(errors="replace"), None
+        if pythonic:  # the model is in the middle of writing it
+            text, self._call_prefix = self._call_prefix, ""
+            if balanced(text.lstrip()):
+                return text, None
+        gen = self.b.generate(list(self.ctx), grammar=schema, stats=self.stats)
         try:
             for token in gen:
                 if self.b.is_eog(token):
@@ -287,74 +328,71 @@ class Controller:
                 self.usage.completion_tokens += 1
                 text += decoder.decode(self.b.detokenize([token]))
                 stripped = text.lstrip()
-                if stripped and not stripped.startswith("{"):
-                    break
-                if "}" in text:
-                    try:
-                        parsed, _ = json.JSONDecoder().raw_decode(stripped)
+                if pythonic:
+                    if balanced(stripped):
                         break
-                    except ValueError:
-                        pass
+                elif stripped[:1] and stripped[0] not in "{[" and self.fmt.name != "llama3":
+                    break  # not a call after all; read() says so to the model
+                elif stripped[-1:] in "}]":
+                    value = first_json(stripped)
+                    if value is not None:
+                        break
                 if len(self.ctx) - body_start >= self.opt.max_call_tokens:
                     break
                 self._check_limits(in_call=True)
         finally:
-            getattr(gen, "close", lambda: None)()
-        call_id = f"call_{len(self.calls) + 1}"
-        name, arguments, problem = _read_call(parsed, text, self.tools, allowed)
-        if name is not None and not problem:
-            canonical = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-            if canonical != text.strip():
-                del self.ctx[body_start:]
-                self.ctx += self.b.tokenize(canonical, special=False)
-            self.usage.inserted_tokens += len(self.ctx) - body_start
-        close_tokens = self.b.tokenize(self.fmt.call_close, special=True)
-        self.ctx += close_tokens
-        self.usage.inserted_tokens += len(close_tokens)
-        self.usage.call_tokens += len(self.ctx) - body_start + len(open_tokens)
-        call = ToolCall(call_id, name or "", arguments or {}, raw=text)
-        repeats = 1
-        if name is not None and not problem:
-            key = (name, json.dumps(arguments, sort_keys=True))
-            for previous in reversed(self.calls):
-                if (previous.name, json.dumps(previous.arguments, sort_keys=True)) != key:
-                    break
-                repeats += 1
-            if repeats > self.opt.max_repeated_calls:
-                raise _Stop("repeated_call", f"{name} called {repeats} times in a row with the same arguments")
-        self.calls.append(call)
-        self._trigger_time = time.perf_counter()  # the call is written: from here on it is our cost
-        yield call
-        if problem:
-            content, error, duration, sources = f"error: {problem}", True, 0.0, []
-        elif repeats > 1:  # don't run it again: point back at the result the model already has
-            earlier = self.results[-1].source if self.results else 0
-            content = f"repeated call: the result of this exact call is [{earlier}] above. Answer from it now."
-            error, duration, sources = True, 0.0, []
-        else:
-            outcome = run_tool(self.tools[name], arguments, self.opt.tool_timeout)  # type: ignore[index]
-            content, error, duration = outcome.output.content, outcome.error, outcome.duration_s
-            sources = [s.__dict__ for s in outcome.sources]
-        self.timings["tools_s"] += duration
-        result = self._insert(call, content, error, duration, sources)
-        yield result
+            gen.close()
+        return text, value
 
-    def _insert(self, call: ToolCall, content: str, error: bool, duration: float, sources: list) -> ToolResult:
-        n = len(self.results) + 1
-        label = f"[{n}] {call.name or 'tool'}" + (" (error)" if error else "")
-        room = self.b.n_ctx - len(self.ctx) - self.opt.answer_reserve - 32
-        budget = min(self.opt.max_tool_output_tokens, room)
+    def _repeats(self, call: Call) -> int:
+        key = (call.name, json.dumps(call.arguments, sort_keys=True))
+        repeats = 1
+        for previous in reversed(self.calls):
+            if (previous.name, json.dumps(previous.arguments, sort_keys=True)) != key:
+                break
+            repeats += 1
+        return repeats
+
+    def _run_all(self, calls: list[Call], repeats: int) -> list[tuple[str, bool, float, list]]:
+        """(content, error, seconds, sources) per call; several calls run at once (bounded)."""
+
+        def one(call: Call) -> tuple[str, bool, float, list]:
+            if call.problem:
+                return f"error: {call.problem}", True, 0.0, []
+            if repeats > 1:  # don't run it again: point back at the result the model already has
+                earlier = self.results[-1].source if self.results else 0
+                return f"repeated call: the result of this exact call is [{earlier}] above. Answer from it now.", True, 0.0, []
+            outcome = run_tool(self.tools[call.name], call.arguments, self.opt.tool_timeout)  # type: ignore[index]
+            return outcome.output.content, outcome.error, outcome.duration_s, [s.__dict__ for s in outcome.sources]
+
+        if len(calls) == 1:
+            outcomes = [one(calls[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(4, len(calls))) as pool:
+                outcomes = list(pool.map(one, calls))
+        self.timings["tools_s"] += max(o[2] for o in outcomes)
+        return outcomes
+
+    def _insert(self, calls: list[ToolCall], outcomes: list[tuple[str, bool, float, list]]) -> list[ToolResult]:
+        room = self.b.n_ctx - len(self.ctx) - self.opt.answer_reserve - 32 * len(calls)
+        budget = min(self.opt.max_tool_output_tokens, room // max(1, len(calls)))
         if budget < 8:
             raise _Stop("context", f"no room left in the context ({self.b.n_ctx} tokens) for a tool result")
-        content, truncated = self._truncate(content, budget)
-        before = len(self.ctx)
+        results, items = [], []
+        for call, (content, error, duration, sources) in zip(calls, outcomes):
+            n = len(self.results) + len(results) + 1
+            content, truncated = self._truncate(content, budget)
+            label = f"[{n}] {call.name or 'tool'}" + (" (error)" if error else "")
+            items.append((label, content, call.id))
+            results.append(ToolResult(call.id, call.name, content, n, error, truncated, duration, sources))
+        n = results[-1].source
         nudge = f"Use this result [{n}] to answer my question; cite it as [{n}]."
-        self.ctx += self.encode(self.fmt.result_pieces(label, content, nudge))
+        before = len(self.ctx)
+        self.ctx += self.encode(self.fmt.result_pieces(items, nudge))
         self.usage.inserted_tokens += len(self.ctx) - before
-        result = ToolResult(call.id, call.name, content, n, error, truncated, duration, sources)
-        self.results.append(result)
-        self._result_texts.append(" ".join(content.split()))
-        return result
+        self.results += results
+        self._result_texts += [" ".join(r.content.split()) for r in results]
+        return results
 
     def _truncate(self, content: str, budget: int) -> tuple[str, bool]:
         total = len(content)
@@ -365,23 +403,3 @@ class Controller:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
-
-
-def _read_call(parsed, text: str, tools: dict[str, Tool], allowed: list[Tool]):
-    """(name, arguments, problem). A problem is said to the model as the tool result."""
-    if not isinstance(parsed, dict):
-        snippet = text.strip()[:200]
-        return None, None, f"could not read the tool call {snippet!r}: write one JSON object with \"name\" and \"arguments\""
-    name = parsed.get("name")
-    arguments = parsed.get("arguments", parsed.get("parameters", {}))
-    if not isinstance(name, str) or name not in tools or tools[name] not in allowed:
-        valid = ", ".join(t.name for t in allowed)
-        return name if isinstance(name, str) else None, arguments, f"unknown tool {name!r}; available: {valid}"
-    if isinstance(arguments, str):  # some models write the arguments as a JSON string
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            pass
-    if not isinstance(arguments, dict):
-        return name, {}, f"arguments of {name} must be a JSON object"
-    return name, arguments, None

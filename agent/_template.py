@@ -53,6 +53,7 @@ def render(
     bos_token: str = "",
     eos_token: str = "",
     trusted: frozenset[int] = frozenset(),
+    extra: dict[str, Any] | None = None,
 ) -> list[Piece]:
     """Render `messages`; return the text as trusted and untrusted pieces, in order.
 
@@ -76,6 +77,7 @@ def render(
             add_generation_prompt=add_generation_prompt,
             bos_token=bos_token,
             eos_token=eos_token,
+            **(extra or {}),
         )
     except TemplateError as exc:
         raise ConfigError(f"the model's chat template refused these messages: {exc}") from exc

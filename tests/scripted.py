@@ -26,12 +26,15 @@ class ScriptedBackend:
     eos_text = "</s>"
     add_bos = False
 
-    def __init__(self, scripts: list[list[str]], n_ctx: int = 8192, chat_template: str = CHATML) -> None:
+    def __init__(self, scripts: list[list[str]], n_ctx: int = 8192, chat_template: str = CHATML,
+                 special: tuple[str, ...] = (), eog: tuple[str, ...] = ()) -> None:
         self.scripts = list(scripts)
         self.n_ctx = n_ctx
         self.chat_template = chat_template
-        self.vocab: list[str] = list(SPECIAL)
-        self.ids: dict[str, int] = {s: i for i, s in enumerate(SPECIAL)}
+        self.special = SPECIAL + [s for s in special if s not in SPECIAL]
+        self.vocab: list[str] = list(self.special)
+        self.ids: dict[str, int] = {s: i for i, s in enumerate(self.special)}
+        self.eog = EOG | {self.ids[s] for s in eog}
         self.held: list[int] = []
         self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate
 
@@ -39,13 +42,13 @@ class ScriptedBackend:
         if s not in self.ids:
             self.ids[s] = len(self.vocab)
             self.vocab.append(s)
-        return self.ids[s] + (0 if s in SPECIAL else 1000)
+        return self.ids[s] + (0 if s in self.special else 1000)
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         out: list[int] = []
         i = 0
         while i < len(text):
-            hit = next((s for s in SPECIAL if special and text.startswith(s, i)), None)
+            hit = next((s for s in self.special if special and text.startswith(s, i)), None)
             if hit:
                 out.append(self.ids[hit])
                 i += len(hit)
@@ -58,11 +61,11 @@ class ScriptedBackend:
         return "".join(self.vocab[t] if t < 1000 else self.vocab[t - 1000] for t in tokens).encode()
 
     def is_eog(self, token: int) -> bool:
-        return token in EOG
+        return token in self.eog
 
     def token(self, s: str) -> int:
         """The id the model would emit for `s` (a special string gets its control token)."""
-        return self.ids[s] if s in SPECIAL else self._id(s)
+        return self.ids[s] if s in self.special else self._id(s)
 
     def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats) -> Iterator[int]:
         prefix = 0
@@ -79,7 +82,7 @@ class ScriptedBackend:
             t = self.token(s)
             yield t
             self.held.append(t)
-        yield self.ids["<|im_end|>"]
+        yield min(self.eog)
 
 
 def chunks(text: str, size: int = 3) -> list[str]:
