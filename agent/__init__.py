@@ -15,6 +15,7 @@ from tooltoken.tools import (
 
 from ._agent import Agent
 from ._backend import Backend, LlamaBackend
+from ._openai import OpenAIBackend
 from ._controller import Options
 from ._events import Citation, Event, Final, TextDelta, ToolCall, ToolResult, Usage
 
@@ -25,6 +26,7 @@ __all__ = [
     "Event",
     "Final",
     "LlamaBackend",
+    "OpenAIBackend",
     "Options",
     "TextDelta",
     "ToolCall",

@@ -135,6 +135,11 @@ class Agent:
         """Yield the answer's events: TextDelta, ToolCall, ToolResult, ..., then Final (always last)."""
         options = _options(self.options, overrides)
         agent = _with(self, options) if (options.tool_choice == "none") != (self.options.tool_choice == "none") else self
+        stream_chat = getattr(self.backend, "stream_chat", None)
+        if stream_chat is not None:  # a message-level backend (OpenAIBackend): the server renders the prompt
+            yield from stream_chat(agent.messages(question, history), self.tools, options, cancel,
+                                   prompt_tools=not self.fmt.native_tools)
+            return
         pieces = agent.render(agent.messages(question, history))
         with self._lock:
             controller = Controller(self.backend, self.fmt, self.tools, options, cancel)

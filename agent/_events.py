@@ -21,6 +21,7 @@ StopReason = Literal[
     "timeout",  # the answer's wall-clock budget ran out
     "bad_call",  # a call that could not be completed even under the grammar
     "cancelled",  # the consumer asked to stop
+    "backend_error",  # a model server failed past its retries (OpenAI-compatible backend)
 ]
 
 
