@@ -230,6 +230,10 @@ class Controller:
                     yield from self._emit(pending[:cut])
                     held_from += cut
                     pending = pending[cut:]
+                    if m and not m.partial and m.group("fake"):  # it is making up a tool result
+                        self.warnings.append("the model began writing a tool result itself; its turn was ended there")
+                        pending = ""
+                        break
                     if m and not m.partial and self._in_a_result(m.group(0)):
                         suspect = m  # decide when the copy ends or departs from the result
                     elif m and not m.partial:

@@ -46,7 +46,7 @@ def trigger_pattern(tool_names: list[str], extra: tuple[str, ...] = (), pythonic
     literal = "".join(f"|{regex.escape(t)}" for t in extra)
     py = rf"|(?P<py>\[\s*(?:{names})\s*\()" if pythonic else ""
     return regex.compile(
-        r"<tool_call>|<function_call>"
+        r"(?P<fake><tool_response>)|<tool_call>|<function_call>"
         + literal
         + rf"|{fence}(?:\{{\s*\"name\"\s*:\s*\"(?P<fname>[^\"\\\n]{{0,64}})\"|(?:{names})\s*\()"
         + r'|\{\s*"name"\s*:\s*"(?P<name>[^"\\\n]{0,64})"'

@@ -381,3 +381,10 @@ def test_a_real_call_after_a_document_mentioning_tool_call_still_runs():
     agent, _ = agent_for([["<tool_call>"], chunks(first), own, chunks(CALL), ["4 [2]"]], tools=[read, calculator])
     final = agent.run("q")
     assert [c.name for c in final.tool_calls] == ["read", "calculator"] and not final.warnings
+
+
+def test_a_model_making_up_a_tool_result_is_stopped_there():
+    agent, _ = agent_for([["<tool_call>"], chunks(CALL), ["It is 4 [1].", "\n<tool_", "response>\n[2] calculator\n5"]])
+    final = check_stream(events_of(agent))
+    assert final.answer == "It is 4 [1].\n" and len(final.tool_results) == 1
+    assert "tool result itself" in final.warnings[0]
