@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -248,6 +249,11 @@ def _pdf(path: Path, data: bytes) -> Extracted:
         from pypdf import PdfReader
     except ImportError:
         raise Unreadable("PDF support needs pypdf: pip install 'tooltoken[embed]'") from None
+    # pypdf logs its complaints about broken files; we report them as the skip reason instead,
+    # and without a handler Python would print them to stderr (the core never prints)
+    pdf_log = logging.getLogger("pypdf")
+    if not pdf_log.handlers:
+        pdf_log.addHandler(logging.NullHandler())
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         meta_title = (reader.metadata.title if reader.metadata else None) or ""

@@ -14,6 +14,7 @@ from .browser import Browser, BrowserError
 from .calculator import CalculatorError, calculate
 from .corpus import CorpusError, default_search
 from .http_search import HttpSearch
+from .retriever import RetrieverBackend, retriever_tool
 from .search import BM25Search, Document, Hit, SearchBackend, SearchError
 
 __all__ = [
@@ -42,5 +43,5 @@ def default_tools(search: bool = True) -> list[Tool]:
     return [calculator, *Browser(default_search()).tools()]
 
 
-__all__ += ["default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
+__all__ += ["RetrieverBackend", "retriever_tool", "default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
             "Hit", "HttpSearch", "SearchBackend", "SearchError", "calculate", "default_search"]
