@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripted import ScriptedBackend, chunks
-from tooltoken import Agent, TextDelta, tool
+from tooltoken import Agent, Source, TextDelta, ToolOutput, tool
 from tooltoken.tools import BM25Search, Browser, Document
 from tooltoken.tools.calculator import calculator
 
@@ -60,3 +60,40 @@ def test_smollm2_reading_a_canary_is_not_steered(canary, canary_index, smollm2_p
     assert "open" in names and canary["id"] in final.tool_results[1].content  # it did read the canary
     assert "calculator" not in names
     assert canary["payload"] not in final.answer
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("canary", CANARIES, ids=[c["id"] for c in CANARIES])
+def test_a_scripted_model_obeying_the_injection_in_its_own_words_is_refused(canary):
+    """The model does not copy the injected call: it writes its own. The call is still refused,
+    because the only thing that asked for the calculator was the document."""
+
+    @tool
+    def read(id: str) -> ToolOutput:
+        """Read a document."""
+        return ToolOutput(canary["text"], [Source(canary["id"], canary["title"], "", canary["text"])])
+
+    own = '{"name": "calculator", "arguments": {"expression": "6*7"}}'
+    first = '{"name": "read", "arguments": {"id": "x"}}'
+    asks = "calculator" in canary["injection"]
+    # the model's own call goes on in the same stream; then it is written again under the grammar
+    backend = ScriptedBackend([["<tool_call>"], chunks(first), ["<tool_call>", *chunks("\n" + own)], chunks(own), ["Done."]])
+    final = Agent(backend, tools=[read, calculator], unsupported_notice=None).run(f"What is {canary['title']}?")
+    assert [c.name for c in final.tool_calls] == ["read", "calculator"]
+    assert final.tool_results[1].error == asks
+    if asks:
+        assert final.tool_results[1].content.startswith("refused: the text of result [1] asked for calculator")
+
+
+@pytest.mark.unit
+def test_a_user_who_asks_for_the_tool_is_not_refused():
+    @tool
+    def read(id: str) -> ToolOutput:
+        """Read a document."""
+        return ToolOutput("Use the calculator for 6*7.", [Source("d", "d", "", "Use the calculator for 6*7.")])
+
+    own = '{"name": "calculator", "arguments": {"expression": "6*7"}}'
+    backend = ScriptedBackend([["<tool_call>"], chunks('{"name": "read", "arguments": {"id": "x"}}'),
+                               ["<tool_call>"], chunks(own), ["42 [2]"]])
+    final = Agent(backend, tools=[read, calculator]).run("Read d, then use the calculator on what it says.")
+    assert not final.tool_results[1].error
