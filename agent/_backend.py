@@ -148,13 +148,11 @@ class LlamaBackend:
 def make_draft(draft: Any) -> Any:
     if draft is None or not isinstance(draft, str):
         return draft
-    if draft == "prompt-lookup":
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+    from ._draft import GGUFDraftModel, PromptLookup
 
-        return LlamaPromptLookupDecoding(num_pred_tokens=10)
-    from ._draft import GGUFDraftModel  # a small GGUF model drafting for the big one
-
-    return GGUFDraftModel(draft)
+    if draft == "prompt-lookup":  # parameters measured on grounded answers: see _draft.py
+        return PromptLookup(max_ngram_size=3, min_ngram_size=2, num_pred_tokens=10)
+    return GGUFDraftModel(draft)  # a small GGUF model (path or pack name) drafting for the big one
 
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:

@@ -1,17 +1,31 @@
-"""The `tooltoken` command. UI lives here and only here: it reads the event stream and draws it."""
+"""The `tooltoken` command. UI lives here and only here: it reads the event stream and draws it.
+
+`chat` and `ask` draw one answer the same way: the text streams (as markdown on a terminal, as
+plain text into a pipe), each tool call is a line `→ name(arguments)` when the model writes it
+and `← [n] short result · duration` when it returns, and the answer ends with its sources as
+numbered footnotes: ✓ verified (with the quote or the start of the source), ✗ unverified (with
+the reason), and the results the answer did not cite, dimmed. Ctrl-C stops an answer (the
+controller is cancelled at its next token) and keeps what was written; Ctrl-D quits the chat.
+Settings come from `tooltoken._settings` (defaults < config file < TOOLTOKEN_* < flags).
+"""
 
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 try:
     import typer
     from rich.console import Console
+    from rich.live import Live
+    from rich.markdown import Markdown
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - depends on the install
     typer = None  # type: ignore[assignment]
 
@@ -25,8 +39,209 @@ def main() -> None:
     try:
         app()
     except TooltokenError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(1) from None
+
+
+# -- drawing one answer -------------------------------------------------------------------------
+def _short(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _args(arguments: dict, n: int = 100) -> str:
+    return _short(json.dumps(arguments, ensure_ascii=False), n)
+
+
+class AnswerView:
+    """Draws the events of one answer on `console` (see the module docstring).
+
+    Markdown streams in a rich `Live` region that holds only the last screenful: lines that
+    scroll above it are printed for good, so a long answer never redraws (or duplicates) what
+    the terminal has already scrolled away."""
+
+    def __init__(self, console: Any, markdown: bool) -> None:
+        self.console = console
+        self.markdown = markdown
+        self.text = ""  # the text since the last tool line
+        self.live: Any = None
+        self.printed = 0  # lines of the current text already printed above the live region
+        self.drawn_at = 0.0
+        self.mid_line = False  # plain mode: the cursor is after some text, not at a line start
+
+    def text_delta(self, text: str) -> None:
+        if not self.markdown:
+            self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+            self.mid_line = not text.endswith("\n")
+            return
+        self.text += text
+        if self.live is None:
+            self.live = Live(console=self.console, refresh_per_second=12, transient=False)
+            self.live.start()
+        now = time.monotonic()
+        if now - self.drawn_at >= 0.05:  # rendering markdown is the cost: at most 20 times a second
+            self.drawn_at = now
+            self._draw(final=False)
+
+    def _draw(self, final: bool) -> None:
+        lines = self._render(self.text)
+        window = max(4, self.console.height - 4)
+        keep = 0 if final else window  # the tail may still change as text arrives
+        stable = lines[: max(0, len(lines) - keep)]
+        if len(stable) > self.printed:
+            self.live.console.print(Text.from_ansi("\n".join(stable[self.printed:])), highlight=False)
+            self.printed = len(stable)
+        self.live.update(Text.from_ansi("\n".join(lines[self.printed:])), refresh=True)
+
+    def _render(self, text: str) -> list[str]:
+        """The markdown as terminal lines (ANSI styled), at the console's width."""
+        from io import StringIO
+
+        buf = StringIO()
+        Console(file=buf, width=self.console.width, force_terminal=True, color_system=self.console.color_system,
+                legacy_windows=False).print(Markdown(text))
+        return buf.getvalue().rstrip("\n").split("\n")
+
+    def end_text(self) -> None:
+        """Freeze the text so far, so the next line goes under it."""
+        if self.live is not None:
+            self._draw(final=True)
+            self.live.update(Text(""), refresh=True)
+            self.live.stop()
+            self.live = None
+        if self.mid_line:
+            self.console.print()
+            self.mid_line = False
+        self.text, self.printed = "", 0
+
+    def tool_call(self, ev: Any) -> None:
+        self.end_text()
+        line = Text()
+        line.append(f"→ {ev.name or '?'}", style="cyan")
+        line.append(f"({_args(ev.arguments, 120)})")
+        self.console.print(line, highlight=False)
+
+    def tool_result(self, ev: Any) -> None:
+        style = "red" if ev.error else "green"
+        line = Text()
+        line.append(f"← [{ev.source}] {_short(ev.content, 100)}", style=style)
+        line.append(f" · {ev.duration_s * 1000:.0f} ms", style="dim")
+        self.console.print(line, highlight=False)
+
+    def final(self, final: Any) -> None:
+        self.end_text()
+        for line in footnotes(final):
+            self.console.print(line, highlight=False)
+
+
+def _source_quote(final: Any, c: Any, n: int = 160) -> str:
+    quote = getattr(c, "quote", "")
+    if quote:
+        return _short(quote, n)
+    for s in c.sources or []:
+        if s.get("text"):
+            return _short(s["text"], n)
+    result = next((r for r in final.tool_results if r.source == c.marker), None)
+    return _short(result.content, n) if result is not None else ""
+
+
+def footnotes(final: Any) -> list[Any]:
+    """The answer's sources, one rich Text a line: cited ones first (✓ or ✗), then the uncited."""
+    lines = []
+    cited = set()
+    for c in final.citations:
+        if c.marker in cited:
+            continue
+        cited.add(c.marker)
+        line = Text(f" [{c.marker}] ")
+        if c.verified:
+            line.append("✓ ", style="green")
+            title = getattr(c, "title", "") or ""
+            where = " · ".join(x for x in (title, getattr(c, "source_id", ""), getattr(c, "location", "")) if x)
+            line.append(where or f"{c.tool}({_args(c.arguments, 60)})")
+            quote = _source_quote(final, c)
+            if quote:
+                line.append(f" — “{quote}”", style="italic")
+        else:
+            line.append("✗ unverified", style="red")
+            line.append(f": {c.reason}" if c.reason else "")
+            if getattr(c, "quote", ""):
+                line.append(f" — “{_short(c.quote, 120)}”", style="italic")
+        lines.append(line)
+    for r in final.tool_results:
+        if r.source not in cited:
+            call = next((c for c in final.tool_calls if c.id == r.id), None)
+            what = f"{r.name}({_args(call.arguments, 60)})" if call is not None else r.name
+            lines.append(Text(f" [{r.source}] · {what} — not cited: “{_short(r.content, 80)}”", style="dim"))
+    if lines:
+        lines.insert(0, Text("Sources", style="bold"))
+    return lines
+
+
+_DONE = object()
+
+
+def answer(agent: Any, question: Any, history: list, view: AnswerView, on_stop: Callable[[str], None],
+           **options: Any) -> Any:
+    """Stream one answer into `view`; returns the Final event, or None if abandoned.
+
+    The answer runs in a worker thread so that Ctrl-C here only sets its cancel event: the
+    controller stops at the next token and still sends its Final (stop_reason "cancelled").
+    A second Ctrl-C stops waiting for it."""
+    cancel = threading.Event()
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            for ev in agent.stream(question, history=history, cancel=cancel, **options):
+                events.put(ev)
+        except BaseException as exc:  # shown by the caller
+            events.put(exc)
+        finally:
+            events.put(_DONE)
+
+    from tooltoken import Final, TextDelta, ToolCall, ToolResult
+
+    threading.Thread(target=work, name="tooltoken-chat", daemon=True).start()
+    final, interrupts = None, 0
+    while True:
+        try:
+            item = events.get(timeout=0.1)
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                view.end_text()
+                raise item
+            if interrupts:  # stopping: drop the rest, keep the Final
+                if isinstance(item, Final):
+                    final = item
+                continue
+            if isinstance(item, TextDelta):
+                view.text_delta(item.text)
+            elif isinstance(item, ToolCall):
+                view.tool_call(item)
+            elif isinstance(item, ToolResult):
+                view.tool_result(item)
+            elif isinstance(item, Final):
+                final = item
+        except queue.Empty:
+            continue
+        except KeyboardInterrupt:
+            interrupts += 1
+            cancel.set()
+            if interrupts == 1:
+                view.end_text()
+                on_stop("(stopping…)")
+            else:
+                on_stop("(abandoned)")
+                return None
+    if final is not None:
+        if final.stop_reason == "cancelled":
+            view.end_text()
+            on_stop("(stopped)")
+        else:
+            view.final(final)
+    return final
 
 
 if typer is not None:
@@ -39,107 +254,262 @@ if typer is not None:
     err = Console(stderr=True)
 
     ModelOpt = typer.Option(None, "--model", "-m", help="A model pack name (see `models list`) or a .gguf path.")
+    ConfigOpt = typer.Option(None, "--config",
+                             help="A TOML settings file (else $TOOLTOKEN_CONFIG, else the user config).")
+    ToolsOpt = typer.Option(None, "--tools", help="Built-in tools, comma-separated: calculator, browser.")
+    ToolChoiceOpt = typer.Option(None, "--tool-choice", help="auto, required, none or a tool name.")
+    MaxTokensOpt = typer.Option(None, "--max-tokens", help="Answer tokens per reply.")
+    PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
 
-    def _default_tools() -> list:
-        from tooltoken.tools import default_tools
+    def settings(config: Optional[Path], **flags: Any):
+        from tooltoken._settings import load_settings
 
-        return default_tools()
+        return load_settings(flags, config)
 
-    def _agent(model: Optional[str], **kw: Any):
+    def make_agent(s: Any, model: Optional[str] = None):
         from tooltoken import Agent
 
+        from tooltoken._models import resolve_model
+
+        path = resolve_model(model or s.model)  # a wrong name fails here, before tools load
         with err.status("loading model..."):
-            return Agent(model=model, tools=_default_tools(), **kw)
+            tools = s.build_tools()
+            return Agent(model=str(path), tools=tools, **s.agent_kwargs())
 
-    def _render(agent, question: str, history: list, show_prompt: bool, **kw: Any):
-        """Stream one answer to the terminal; returns the Final event (None if interrupted)."""
-        from tooltoken import Final, TextDelta, ToolCall, ToolResult
+    def _stopped(message: str) -> None:
+        err.print(f"[yellow]{message}[/yellow]")
 
-        if show_prompt:
-            err.rule("prompt")
-            err.print(agent.prompt(question, history), markup=False, highlight=False)
-            err.rule()
-        events = agent.stream(question, history=history, **kw)
-        final = None
-        started: dict[str, float] = {}
-        try:
-            for ev in events:
-                if isinstance(ev, TextDelta):
-                    console.print(ev.text, end="", markup=False, highlight=False, soft_wrap=True)
-                elif isinstance(ev, ToolCall):
-                    started[ev.id] = time.perf_counter()
-                    args = json.dumps(ev.arguments, ensure_ascii=False)
-                    console.print(f"\n[cyan]→ {ev.name or '?'}[/cyan]({args[:120]})", highlight=False)
-                elif isinstance(ev, ToolResult):
-                    short = " ".join(ev.content.split())[:100]
-                    style = "red" if ev.error else "green"
-                    console.print(
-                        f"[{style}]← [{ev.source}] {short}[/{style}] [dim]{ev.duration_s * 1000:.0f} ms[/dim]",
-                        markup=True, highlight=False,
-                    )
-                elif isinstance(ev, Final):
-                    final = ev
-        except KeyboardInterrupt:
-            events.close()
-            console.print("\n[yellow](stopped)[/yellow]")
-            return None
-        console.print()
-        if final.citations:
-            for c in final.citations:
-                mark = "[green]✓[/green]" if c.verified else "[red]✗ unverified[/red]"
-                what = f"{c.tool}({json.dumps(c.arguments, ensure_ascii=False)[:80]})" if c.verified else c.reason
-                console.print(f"  [{c.marker}] {mark} {what}", highlight=False)
-        if final.stop_reason != "stop":
-            err.print(f"[yellow]stopped: {final.stop_reason}[/yellow] {final.message}")
-        return final
+    def _report_stop(final: Any) -> None:
+        if final is not None and final.stop_reason not in ("stop", "cancelled"):
+            err.print(f"[yellow]stopped: {final.stop_reason}[/yellow] {final.message}", highlight=False)
 
     @app.command()
     def chat(
         model: Optional[str] = ModelOpt,
+        config: Optional[Path] = ConfigOpt,
+        tools: Optional[str] = ToolsOpt,
+        tool_choice: Optional[str] = ToolChoiceOpt,
+        max_tokens: Optional[int] = MaxTokensOpt,
         show_prompt: bool = typer.Option(False, "--show-prompt", help="Print the exact prompt before each answer."),
+        plain: bool = PlainOpt,
     ) -> None:
-        """Chat in the terminal. Ctrl-C stops an answer; Ctrl-D quits."""
-        try:
-            import readline  # noqa: F401  line editing and history for input()
-        except ImportError:  # pragma: no cover
-            pass
-        agent = _agent(model)
-        console.print(f"[bold]tooltoken[/bold] · {agent.backend.name} · tools: "
-                      f"{', '.join(t.name for t in agent.tools) or 'none'} · Ctrl-C stops an answer, Ctrl-D quits")
-        history: list[dict] = []
-        while True:
-            try:
-                question = input("\n> ").strip()
-            except EOFError:
-                console.print()
-                return
-            except KeyboardInterrupt:
-                console.print()
-                continue
-            if not question:
-                continue
-            final = _render(agent, question, history, show_prompt)
-            if final is not None:
-                history += [{"role": "user", "content": question}, {"role": "assistant", "content": final.answer}]
+        """Chat in the terminal. /help lists the commands; Ctrl-C stops an answer; Ctrl-D quits."""
+        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+        ChatSession(s, markdown=console.is_terminal and not plain, show_prompt=show_prompt).loop()
 
     @app.command()
     def ask(
         question: str,
         model: Optional[str] = ModelOpt,
+        config: Optional[Path] = ConfigOpt,
+        tools: Optional[str] = ToolsOpt,
         as_json: bool = typer.Option(False, "--json", help="Print the final event as JSON."),
-        show_prompt: bool = typer.Option(False, "--show-prompt"),
-        tool_choice: str = typer.Option("auto", "--tool-choice", help="auto, required, none or a tool name."),
-        max_tokens: int = typer.Option(512, "--max-tokens"),
+        show_prompt: bool = typer.Option(False, "--show-prompt", help="Print the exact prompt first (to stderr)."),
+        tool_choice: Optional[str] = ToolChoiceOpt,
+        max_tokens: Optional[int] = MaxTokensOpt,
+        plain: bool = PlainOpt,
     ) -> None:
         """Answer one question."""
-        agent = _agent(model)
+        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+        agent = make_agent(s)
+        if show_prompt:
+            err.rule("prompt")
+            err.print(agent.prompt(question), markup=False, highlight=False)
+            err.rule()
         if as_json:
-            final = agent.run(question, tool_choice=tool_choice, max_tokens=max_tokens, show_prompt=show_prompt)
+            final = agent.run(question, show_prompt=show_prompt)
             print(json.dumps(final.to_dict(), ensure_ascii=False, indent=2))
             return
-        final = _render(agent, question, [], show_prompt, tool_choice=tool_choice, max_tokens=max_tokens)
+        view = AnswerView(console, markdown=console.is_terminal and not plain)
+        final = answer(agent, question, [], view, _stopped)
+        _report_stop(final)
         if final is None or final.stop_reason not in ("stop", "length"):
             raise typer.Exit(1)
+
+    class ChatSession:
+        """The chat loop: input with readline history, slash commands, one AnswerView per answer."""
+
+        COMMANDS = {
+            "/help": "this list",
+            "/tools": "the tools the model can call",
+            "/sources": "the last answer's tool results in full",
+            "/model [NAME]": "the model in use, or switch to another (history kept)",
+            "/reset": "forget the conversation",
+            "/save FILE": "save the conversation (.json: with every event; else markdown)",
+            "/prompt [QUESTION]": "the exact prompt of the last answer, or of QUESTION next",
+            "/quit": "leave (or Ctrl-D)",
+        }
+
+        def __init__(self, s: Any, *, markdown: bool, show_prompt: bool) -> None:
+            self.s = s
+            self.markdown = markdown
+            self.show_prompt = show_prompt
+            self.agent = make_agent(s)
+            self.history: list[dict] = []
+            self.turns: list[dict] = []  # question, answer, final (dict) per answer
+            self.last: Any = None
+
+        def loop(self) -> None:
+            self._readline()
+            console.print(f"[bold]tooltoken[/bold] · {self.agent.backend.name} · tools: "
+                          f"{', '.join(t.name for t in self.agent.tools) or 'none'}", highlight=False)
+            console.print("[dim]/help for commands · Ctrl-C stops an answer · Ctrl-D quits[/dim]")
+            while True:
+                try:
+                    line = input("\n> ").strip()
+                except EOFError:
+                    console.print()
+                    return
+                except KeyboardInterrupt:
+                    console.print("\n[dim](Ctrl-D quits)[/dim]")
+                    continue
+                if not line:
+                    continue
+                if line.startswith("/"):
+                    if self.command(line) is False:
+                        return
+                    continue
+                self.ask(line)
+
+        def ask(self, question: str) -> None:
+            if self.show_prompt:
+                err.rule("prompt")
+                err.print(self.agent.prompt(question, self.history), markup=False, highlight=False)
+                err.rule()
+            view = AnswerView(console, self.markdown)
+            try:
+                final = answer(self.agent, question, self.history, view, _stopped, show_prompt=True)
+            except TooltokenError as exc:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                return
+            if final is None:
+                return
+            _report_stop(final)
+            self.last = final
+            self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": final.answer}]
+            data = final.to_dict()
+            data.pop("prompt", None)
+            self.turns.append({"question": question, "answer": final.answer, "final": data})
+
+        def command(self, line: str) -> bool | None:
+            name, _, arg = line.partition(" ")
+            arg = arg.strip()
+            if name in ("/quit", "/exit"):
+                return False
+            handler = {"/help": self.help, "/tools": self.tools, "/sources": self.sources, "/model": self.model,
+                       "/reset": self.reset, "/save": self.save, "/prompt": self.prompt}.get(name)
+            if handler is None:
+                err.print(f"unknown command {name}; commands: {', '.join(c.split()[0] for c in self.COMMANDS)}",
+                          highlight=False, markup=False)
+                return None
+            try:
+                handler(arg)
+            except (TooltokenError, OSError) as exc:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
+            return None
+
+        def help(self, _: str) -> None:
+            table = Table(box=None, show_header=False)
+            for cmd, what in self.COMMANDS.items():
+                table.add_row(cmd, what)
+            console.print(table)
+
+        def tools(self, _: str) -> None:
+            if not self.agent.tools:
+                console.print("no tools")
+            table = Table(box=None, show_header=False)
+            for t in self.agent.tools:
+                params = ", ".join(t.parameters.get("properties", {}))
+                table.add_row(f"[cyan]{t.name}[/cyan]({params})", _short(t.description.split("\n")[0], 90))
+            console.print(table)
+
+        def sources(self, _: str) -> None:
+            if self.last is None or not self.last.tool_results:
+                console.print("the last answer used no tools")
+                return
+            cited = {c.marker: c for c in self.last.citations}
+            for r in self.last.tool_results:
+                call = next((c for c in self.last.tool_calls if c.id == r.id), None)
+                c = cited.get(r.source)
+                mark = "not cited" if c is None else ("✓ cited" if c.verified else f"✗ {c.reason}")
+                console.rule(f"[{r.source}] {r.name}({_args(call.arguments if call else {}, 80)}) · "
+                             f"{r.duration_s * 1000:.0f} ms · {mark}", align="left")
+                for src in r.sources:
+                    console.print(f"source: {src.get('title', '')} {src.get('id', '')} {src.get('location', '')}",
+                                  style="dim", highlight=False, markup=False)
+                console.print(r.content, markup=False, highlight=False)
+
+        def model(self, arg: str) -> None:
+            if arg:
+                self.agent = make_agent(self.s, model=arg)
+            backend = self.agent.backend
+            console.print(f"{backend.name}  {getattr(backend, 'path', '')}  n_ctx={backend.n_ctx}",
+                          highlight=False, markup=False)
+
+        def reset(self, _: str) -> None:
+            self.history, self.turns, self.last = [], [], None
+            console.print("conversation cleared")
+
+        def save(self, arg: str) -> None:
+            if not arg:
+                err.print("usage: /save FILE")
+                return
+            path = Path(arg).expanduser()
+            if path.suffix == ".json":
+                text = json.dumps({"model": self.agent.backend.name, "turns": self.turns}, ensure_ascii=False,
+                                  indent=2)
+            else:
+                parts = [f"# tooltoken chat · {self.agent.backend.name}\n"]
+                for t in self.turns:
+                    parts.append(f"## You\n\n{t['question']}\n\n## tooltoken\n\n{t['answer']}\n")
+                    for c in t["final"]["citations"]:
+                        ok = "✓" if c["verified"] else "✗ " + c.get("reason", "")
+                        parts.append(f"- [{c['marker']}] {ok} {c.get('tool', '')} "
+                                     f"{json.dumps(c.get('arguments', {}), ensure_ascii=False)}")
+                    parts.append("")
+                text = "\n".join(parts)
+            path.write_text(text, encoding="utf-8")
+            n = len(self.turns)
+            console.print(f"saved {n} answer{'' if n == 1 else 's'} to {path}", highlight=False, markup=False)
+
+        def prompt(self, arg: str) -> None:
+            if arg:
+                text = self.agent.prompt(arg, self.history)
+            elif self.last is not None and self.last.prompt:
+                text = self.last.prompt
+            else:
+                console.print("[dim]no answer yet; showing the prompt for an empty question[/dim]")
+                text = self.agent.prompt("", self.history)
+            console.print(text, markup=False, highlight=False)
+
+        def _readline(self) -> None:
+            """Line editing and a persistent history for input() (readline, where Python has it)."""
+            try:
+                import readline
+            except ImportError:  # pragma: no cover - Windows
+                return
+            import atexit
+
+            path = self.s.history_file
+            if path is None:
+                import platformdirs
+
+                path = Path(platformdirs.user_state_dir("tooltoken")) / "chat_history"
+            path = Path(path).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists():
+                    readline.read_history_file(path)
+            except OSError as exc:
+                err.print(f"[yellow]history not loaded ({exc})[/yellow]", highlight=False)
+            readline.set_history_length(1000)
+            atexit.register(_write_history, readline, path)
+
+    def _write_history(readline: Any, path: Path) -> None:
+        try:
+            readline.write_history_file(path)
+        except OSError:  # a read-only home: the chat still worked, only its history is not kept
+            pass
 
     @models_app.command("list")
     def models_list() -> None:
@@ -169,12 +539,32 @@ if typer is not None:
         """Streaming overhead, tokens evaluated per call, and call round trip versus re-prompting."""
         from tooltoken.evals.bench_controller import bench_controller as run
 
-        result = run(model, repeats=repeats)
+        _print_bench(run(model, repeats=repeats), as_json)
+
+    def _print_bench(result: dict, as_json: bool) -> None:
         if as_json:
             print(json.dumps(result))
         else:
             for k, v in result.items():
                 console.print(f"{k:>28}  {v}")
+
+    @bench_app.command("search")
+    def bench_search(as_json: bool = typer.Option(False, "--json")) -> None:
+        """BM25 over the offline Wikipedia corpus: build seconds, query latency p50/p95."""
+        from tooltoken.evals.bench_search import bench_search as run
+
+        _print_bench(run(), as_json)
+
+    @bench_app.command("speculative")
+    def bench_speculative(
+        model: Optional[str] = typer.Option(None, "--model", "-m"),
+        as_json: bool = typer.Option(False, "--json"),
+        limit: int = typer.Option(20, "--limit"),
+    ) -> None:
+        """Prompt-lookup speculative decoding on grounded answers, against plain greedy decoding."""
+        from tooltoken.evals.bench_speculative import bench_speculative as run
+
+        _print_bench(run(model, limit=limit), as_json)
 
     # Commands from other modules register themselves: `index` (retrieval), `eval` (evals),
     # `run`/`serve`/`config` (interfaces). Each module imports its heavy parts lazily, inside

@@ -1,0 +1,148 @@
+"""The qa suite: questions answered with search (WebGPT-style browsing tools) or closed book.
+
+    $ tooltoken eval qa --limit 20                  # search, open, find, quote over Wikipedia
+    $ tooltoken eval qa --limit 20 --tools off      # closed book
+    $ tooltoken eval qa --data my_questions.jsonl --backend mypkg:open_index
+
+Data: JSONL with `question` and `answers` (a list of acceptable strings; `id` optional). The
+default is evals/data/qa_dev.jsonl: 62 questions whose gold answers were each checked to occur
+in the lead section of the Wikipedia article named by `doc_id`, in the default corpus.
+
+Each question gets one `Agent.run` with a fresh `Browser` over the backend (3 results a search,
+to keep the context short on small models) and the instruction to answer in one sentence and
+cite the result used. Scores:
+- `accuracy`: Toolformer's lenient match (metrics.contains_match): a gold answer occurs in the
+  first 20 words of the answer's last part, the text after the last tool result;
+- `contains_anywhere`: a gold answer occurs anywhere in the whole answer;
+- `citation_precision`: of the verified citations over all items, the share pointing at a
+  tool result with a source whose text contains a gold answer; `cited`: share of answers
+  with at least one verified citation.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tooltoken.tools import ConfigError
+
+from ._backends import load_backend
+from .metrics import citation_precision, contains_match
+from .runner import EvalConfig, model_for, model_name, spread
+
+__all__ = ["QASuite", "load_questions"]
+
+DEFAULT_MAX_TOKENS = 160
+SEARCH_K = 3
+SYSTEM = "You answer questions in one short sentence."
+TOOLS_HINT = (" Search the knowledge base first, answer from what it says, and cite the result you used"
+              " by its number, like [1].")
+
+
+def _default_data() -> Path:
+    return Path(str(resources.files("tooltoken.evals") / "data" / "qa_dev.jsonl"))
+
+
+def load_questions(path: str | Path | None = None) -> list[dict[str, Any]]:
+    path = Path(path) if path is not None else _default_data()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the qa data {path}: {exc}") from None
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            question, answers = row["question"], row["answers"]
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path}:{n}: each line must be a JSON object with question and answers") from None
+        answers = [answers] if isinstance(answers, str) else [str(a) for a in answers]
+        items.append({"id": str(row.get("id", n)), "category": str(row.get("category", "")),
+                      "question": str(question), "answers": answers, "doc_id": row.get("doc_id")})
+    return items
+
+
+class QASuite:
+    name = "qa"
+
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self._backend: Any = None
+
+    def items(self, config: EvalConfig) -> list[dict[str, Any]]:
+        items = load_questions(config.data)
+        if config.category:
+            items = [it for it in items if it["category"] == config.category]
+        return spread(items, config.limit)
+
+    def _tools(self) -> list:
+        if not self.config.tools:
+            return []
+        from tooltoken.tools import Browser
+
+        if self._backend is None:
+            self._backend = load_backend(self.config.backend)
+        return Browser(self._backend, k=SEARCH_K).tools()  # one browser per answer
+
+    def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        from tooltoken import Agent, Final, TextDelta, ToolResult
+
+        cfg = self.config
+        agent = Agent(
+            model=model_for(cfg), tools=self._tools(), n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
+            system=SYSTEM + (TOOLS_HINT if cfg.tools else ""), max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS,
+            max_tool_calls=6,
+        )
+        last: list[str] = []
+        final = None
+        for event in agent.stream(item["question"]):
+            if isinstance(event, ToolResult):
+                last = []
+            elif isinstance(event, TextDelta):
+                last.append(event.text)
+            elif isinstance(event, Final):
+                final = event
+        assert final is not None
+        tail = "".join(last).strip() or final.answer
+        citations = [
+            {"marker": c.marker, "verified": c.verified, "tool": c.tool,
+             "sources": [{"id": s.get("id", ""), "title": s.get("title", ""), "text": s.get("text", "")}
+                         for s in c.sources]}
+            for c in final.citations
+        ]
+        good, verified = citation_precision(citations, item["answers"])
+        for c in citations:  # keep the records small: ids, not whole documents
+            c["sources"] = [s["id"] for s in c["sources"]]
+        return {
+            "question": item["question"],
+            "answers": item["answers"],
+            "correct": contains_match(tail, item["answers"]),
+            "contains_anywhere": contains_match(final.answer, item["answers"], first_words=None),
+            "answer": final.answer[-800:],
+            "final_part": tail[:400],
+            "citations": citations,
+            "citations_supporting": good,
+            "citations_verified": verified,
+            "tool_calls": [{c.name: c.arguments} for c in final.tool_calls],
+            "stop_reason": final.stop_reason,
+            "completion_tokens": final.usage.completion_tokens,
+        }
+
+    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(records) or 1
+        verified = sum(r.get("citations_verified", 0) for r in records)
+        good = sum(r.get("citations_supporting", 0) for r in records)
+        return {
+            "contains_anywhere": round(sum(bool(r.get("contains_anywhere")) for r in records) / n, 4),
+            "citation_precision": round(good / verified, 4) if verified else None,
+            "cited": round(sum(r.get("citations_verified", 0) > 0 for r in records) / n, 4),
+            "verified_citations": verified,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        backend = self.config.backend if self.config.tools else "none"
+        return {"model": model_name(self.config.model), "versions": {"search": backend}}

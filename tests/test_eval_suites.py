@@ -1,0 +1,153 @@
+"""Each suite's run_item on a scripted backend (no model): calls mapped, scored, citations counted."""
+
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from scripted import ScriptedBackend, chunks
+from tooltoken.evals import bfcl, math_suite, qa
+from tooltoken.evals.runner import EvalConfig
+
+pytestmark = pytest.mark.unit
+
+
+def use_script(monkeypatch, module, scripts):
+    backend = ScriptedBackend(scripts)
+    monkeypatch.setattr(module, "model_for", lambda config: backend)
+    return backend
+
+
+FACTORIAL = {
+    "id": "simple_python_1",
+    "category": "simple_python",
+    "messages": [{"role": "user", "content": "Calculate the factorial of 5."}],
+    "functions": [{"name": "math.factorial", "description": "Factorial.", "parameters": {
+        "type": "dict", "properties": {"number": {"type": "integer", "description": "n"}}, "required": ["number"]}}],
+    "answer": [{"math.factorial": {"number": [5]}}],
+}
+
+
+def call(name, args):
+    import json
+
+    return json.dumps({"name": name, "arguments": args})
+
+
+def test_bfcl_item_maps_dotted_names_back_and_scores(monkeypatch):
+    text = call("math_factorial", {"number": 5})
+    backend = use_script(monkeypatch, bfcl, [["<tool_call>", "\n", *chunks(text)], chunks(text, 4), ["It is 120."]])
+    record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(FACTORIAL)
+    assert record["tool_calls"] == [{"math.factorial": {"number": 5}}]
+    assert record["correct"] and record["error"] == ""
+    # the model saw the converted declaration: a valid name and BFCL's Python note
+    prompt = backend.detokenize(backend.requests[0][0]).decode()
+    assert "math_factorial" in prompt and "Note that the provided function is in Python 3 syntax." in prompt
+
+
+def test_bfcl_wrong_value_is_reported(monkeypatch):
+    text = call("math_factorial", {"number": 6})
+    use_script(monkeypatch, bfcl, [["<tool_call>", "\n", *chunks(text)], chunks(text, 4), ["Done."]])
+    record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(FACTORIAL)
+    assert not record["correct"] and record["error_type"] == "value_error:others"
+
+
+def test_bfcl_irrelevance_passes_without_a_call_and_fails_with_one(monkeypatch):
+    item = {**FACTORIAL, "id": "irrelevance_0", "category": "irrelevance", "answer": None}
+    use_script(monkeypatch, bfcl, [["I cannot help with that using these functions."]])
+    assert bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(item)["correct"]
+    text = call("math_factorial", {"number": 5})
+    use_script(monkeypatch, bfcl, [["<tool_call>", "\n", *chunks(text)], chunks(text, 4), ["ok"]])
+    record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(item)
+    assert not record["correct"] and record["error_type"] == "irrelevance:called"
+
+
+def test_math_item_uses_the_calculator_and_matches_exactly(monkeypatch):
+    text = call("calculator", {"expression": "12 * 2 + 34 + 12"})
+    # the answer starts under the call grammar (tool_choice="required"): no free text before the call
+    backend = use_script(monkeypatch, math_suite, [chunks(text, 4), ["The total is 70 [1].\nAnswer: 70"]])
+    suite = math_suite.MathSuite(EvalConfig("math"))
+    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
+    assert record["correct"] and record["predicted"] == "70"
+    assert record["tool_calls"] == [{"calculator": {"expression": "12 * 2 + 34 + 12"}}]
+    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0}
+    assert backend.requests[0][1] is not None  # the first generation was the call, under its grammar
+
+
+def test_math_closed_book_declares_no_tool(monkeypatch):
+    backend = use_script(monkeypatch, math_suite, [["12 * 2 = 24, so 24 + 34 + 12 = 69.\nAnswer: 69"]])
+    record = math_suite.MathSuite(EvalConfig("math", tools=False)).run_item(
+        {"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
+    assert not record["correct"] and record["predicted"] == "69" and record["tool_calls"] == []
+    assert "calculator" not in backend.detokenize(backend.requests[0][0]).decode()
+
+
+class Wiki:
+    docs: ClassVar = {"enwiki:War_and_Peace": ("War and Peace", "War and Peace is a novel by the Russian author Leo Tolstoy.")}
+
+    def search(self, query, k=5):
+        from tooltoken.tools import Hit
+
+        return [Hit(id, title, text, 1.0) for id, (title, text) in self.docs.items()][:k]
+
+    def get(self, id):
+        from tooltoken.tools import Document
+
+        title, text = self.docs[id]
+        return Document(id, title, text)
+
+
+def test_qa_item_scores_the_final_part_and_citations(monkeypatch):
+    monkeypatch.setattr(qa, "load_backend", lambda spec: Wiki())
+    text = call("search", {"query": "War and Peace author"})
+    use_script(monkeypatch, qa, [["Let me search. ", "<tool_call>", "\n", *chunks(text)], chunks(text, 4),
+                                 ["Leo Tolstoy wrote it [1]."]])
+    suite = qa.QASuite(EvalConfig("qa"))
+    item = {"id": "qa001", "question": "Who wrote War and Peace?", "answers": ["Leo Tolstoy", "Tolstoy"]}
+    record = suite.run_item(item)
+    assert record["correct"] and record["final_part"] == "Leo Tolstoy wrote it [1]."
+    assert (record["citations_supporting"], record["citations_verified"]) == (1, 1)
+    assert record["citations"][0]["sources"] == ["enwiki:War_and_Peace"]
+    figures = suite.metrics([record, {**record, "citations_supporting": 0, "correct": False}])
+    assert figures["citation_precision"] == 0.5 and figures["cited"] == 1.0
+
+
+def test_qa_closed_book_wrong_answer(monkeypatch):
+    use_script(monkeypatch, qa, [["Samuel Richardson wrote it."]])
+    record = qa.QASuite(EvalConfig("qa", tools=False)).run_item(
+        {"id": "q", "question": "Who wrote War and Peace?", "answers": ["Tolstoy"]})
+    assert not record["correct"] and record["citations_verified"] == 0 and record["tool_calls"] == []
+
+
+def test_dev_sets_are_well_formed():
+    questions = qa.load_questions()
+    assert len(questions) >= 50 and len({q["id"] for q in questions}) == len(questions)
+    assert all(q["answers"] and q["doc_id"].startswith("enwiki:") for q in questions)
+    from tooltoken.evals.retrieval_suite import load_queries
+
+    queries = load_queries()
+    assert [q["query"] for q in queries] == [q["question"] for q in questions]
+    assert [q["relevant_ids"] for q in queries] == [[q["doc_id"]] for q in questions]
+
+
+def test_hit_ids_of_both_result_kinds():
+    from tooltoken.evals._backends import hit_id
+
+    assert hit_id(SimpleNamespace(id="a")) == "a"
+    assert hit_id(SimpleNamespace(chunk=SimpleNamespace(id="c"), score=1.0)) == "c"
+
+
+def test_bfcl_scores_the_first_turn_but_all_calls_of_parallel_items(monkeypatch):
+    text = call("math_factorial", {"number": 5})
+    again = call("math_factorial", {"number": 6})
+    scripts = [["<tool_call>", "\n", *chunks(text)], chunks(text, 4),
+               ["<tool_call>", "\n", *chunks(again)], chunks(again, 4), ["Both done."]]
+    use_script(monkeypatch, bfcl, [list(s) for s in scripts])
+    record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(FACTORIAL)
+    assert record["tool_calls"] == [{"math.factorial": {"number": 5}}] and record["stop_reason"] == "cancelled"
+    assert record["correct"]
+    use_script(monkeypatch, bfcl, [list(s) for s in scripts])
+    item = {**FACTORIAL, "id": "parallel_1", "category": "parallel",
+            "answer": [{"math.factorial": {"number": [6]}}, {"math.factorial": {"number": [5]}}]}
+    record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(item)
+    assert record["tool_calls"] == [{"math.factorial": {"number": 5}}, {"math.factorial": {"number": 6}}]
+    assert record["correct"] and record["stop_reason"] == "stop"

@@ -1,0 +1,135 @@
+"""The langchain-tests standard integration suites on the real parts: the chat model on
+SmolLM2-135M through llama.cpp, the retriever on a real BM25 index, the tools running for real.
+
+SmolLM2-135M is a 135M-parameter model: where a standard test asks the model itself to choose a
+tool or to copy exact values, it is marked xfail with the reason (forced calls, which the grammar
+makes valid, are tested and pass)."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+
+import pytest
+
+pytest.importorskip("langchain_tests")
+pytest.importorskip("llama_cpp")
+
+from langchain_tests.integration_tests import (
+    ChatModelIntegrationTests,
+    RetrieversIntegrationTests,
+    ToolsIntegrationTests,
+)
+
+from tooltoken.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
+from tooltoken.tools import BM25Search, Browser, Document
+from tooltoken.tools.calculator import calculator
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]  # the suites have async tests (anyio runs them)
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+DOCS = [
+    Document("tolstoy", "War and Peace", "War and Peace is a novel by the Russian author Leo Tolstoy, published in 1869."),
+    Document("defoe", "Robinson Crusoe", "Robinson Crusoe is a novel by Daniel Defoe, first published in 1719."),
+    Document("austen", "Pride and Prejudice", "Pride and Prejudice is a novel by Jane Austen, published in 1813."),
+    Document("melville", "Moby-Dick", "Moby-Dick is a novel by Herman Melville, published in 1851."),
+    Document("everest", "Mount Everest", "Mount Everest is Earth's highest mountain above sea level."),
+]
+
+
+@functools.cache
+def index() -> BM25Search:
+    pytest.importorskip("bm25s")
+    return BM25Search.build(DOCS, tempfile.mkdtemp(prefix="tooltoken-lc-") + "/idx")
+
+
+class TestRetrieverStandard(RetrieversIntegrationTests):
+    @property
+    def retriever_constructor(self):
+        return TooltokenRetriever
+
+    @property
+    def retriever_constructor_params(self):
+        return {"backend": index()}
+
+    @property
+    def retriever_query_example(self):
+        return "a novel published by an author"
+
+
+class TestCalculatorToolIntegration(ToolsIntegrationTests):
+    @property
+    def tool_constructor(self):
+        return to_langchain_tool(calculator)
+
+    @property
+    def tool_invoke_params_example(self):
+        return {"expression": "1234 * 5678"}
+
+
+class TestBrowserSearchToolIntegration(ToolsIntegrationTests):
+    @property
+    def tool_constructor(self):
+        search = next(t for t in Browser(index()).tools() if t.name == "search")
+        return to_langchain_tool(search)
+
+    @property
+    def tool_invoke_params_example(self):
+        return {"query": "Tolstoy novel"}
+
+
+_WEAK = "SmolLM2-135M (the CI model) does not do this unprompted; forced, grammar-checked calls are tested"
+
+
+class TestChatTooltokenIntegration(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self):
+        return ChatTooltoken
+
+    @property
+    def chat_model_params(self):
+        return {"model": "smollm2-135m", "max_tokens": 32, "max_call_tokens": 128}
+
+    @property
+    def has_tool_choice(self):
+        return True
+
+    @property
+    def supports_json_mode(self):
+        return True  # a forced call under the schema's grammar
+
+    @pytest.mark.xfail(reason=_WEAK + " (here: call a tool with tool_choice auto)", run=False)
+    def test_agent_loop(self, model):
+        super().test_agent_loop(model)
+
+    # Structured output is a forced call under the schema's grammar; SmolLM2-135M, decoding
+    # greedily, then loops inside the free-text strings ("The cat is a cat, and it's a cat, and
+    # it's a cat, ...") until the call budget is spent, so no JSON closes. The same path passes
+    # on the scripted backend (test_langchain_unit) and with short arguments (test_tool_calling).
+    _LOOPS = "SmolLM2-135M repeats itself inside free-text JSON strings until max_call_tokens; see the comment"
+
+    @pytest.mark.xfail(reason=_LOOPS, run=False)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    def test_structured_output(self, model, schema_type):
+        super().test_structured_output(model, schema_type)
+
+    @pytest.mark.xfail(reason=_LOOPS, run=False)
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    async def test_structured_output_async(self, model, schema_type):
+        await super().test_structured_output_async(model, schema_type)
+
+    @pytest.mark.xfail(reason=_LOOPS, run=False)
+    def test_structured_output_pydantic_2_v1(self, model):
+        super().test_structured_output_pydantic_2_v1(model)
+
+    @pytest.mark.xfail(reason=_LOOPS, run=False)
+    def test_structured_output_optional_param(self, model):
+        super().test_structured_output_optional_param(model)
+
+    @pytest.mark.xfail(reason=_LOOPS, run=False)
+    def test_json_mode(self, model):
+        super().test_json_mode(model)

@@ -1,0 +1,157 @@
+"""The server for real: uvicorn on 127.0.0.1, SmolLM2-135M behind it, and real clients — the
+official `openai` package and LangChain's `ChatOpenAI` — with and without streaming; concurrent
+requests queue on the one model; `tooltoken serve` starts as a command and enforces its key."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytest.importorskip("uvicorn")
+openai = pytest.importorskip("openai")
+
+from tooltoken import Agent
+from tooltoken._server import create_app
+from tooltoken.tools.calculator import calculator
+
+pytestmark = pytest.mark.integration
+
+KEY = "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_path):
+    import uvicorn
+
+    agent = Agent(model=smollm2_path, tools=[calculator], max_tokens=24, max_call_tokens=48)
+    app = create_app(agent, api_key=KEY, max_tokens_cap=32, rate_limit=0)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False,
+                                        lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    srv.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server, api_key=KEY, max_retries=0, timeout=600)
+
+
+def test_openai_client_completion_with_a_server_side_tool_call(client):
+    assert [m.id for m in client.models.list()] == ["tooltoken"]
+    r = client.chat.completions.create(
+        model="tooltoken", messages=[{"role": "user", "content": "What is 1234 * 5678?"}],
+        tool_choice={"type": "function", "function": {"name": "calculator"}}, max_tokens=16,
+    )
+    assert r.choices[0].message.role == "assistant" and isinstance(r.choices[0].message.content, str)
+    extra = r.model_extra["tooltoken"]
+    assert extra["tool_calls"][0]["name"] == "calculator"
+    assert extra["tool_results"][0]["content"] == "7006652"
+    assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
+
+
+def test_openai_client_stream(client):
+    stream = client.chat.completions.create(
+        model="tooltoken", messages=[{"role": "user", "content": "What is 2+2?"}], stream=True,
+        tool_choice="required", max_tokens=16, stream_options={"include_usage": True},
+    )
+    text, events, finish, usage = "", [], None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        if not chunk.choices:
+            continue
+        text += chunk.choices[0].delta.content or ""
+        finish = chunk.choices[0].finish_reason or finish
+        ext = (chunk.model_extra or {}).get("tooltoken") or {}
+        if "event" in ext:
+            events.append(ext["event"])
+    assert events[:2] == ["tool_call", "tool_result"]
+    assert text and finish in ("stop", "length") and usage.completion_tokens > 0
+
+
+def test_wrong_key_is_refused(server):
+    bad = openai.OpenAI(base_url=server, api_key="nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+
+
+def test_langchain_chat_openai_against_the_server(server):
+    lc = pytest.importorskip("langchain_openai")
+    llm = lc.ChatOpenAI(base_url=server, api_key=KEY, model="tooltoken", max_tokens=16, max_retries=0, timeout=600)
+    msg = llm.invoke("Say hello.")
+    assert isinstance(msg.content, str) and msg.content
+    chunks = list(llm.stream("Say hello."))
+    assert "".join(c.content for c in chunks) and len(chunks) > 2  # streamed, not one piece
+
+
+def test_concurrent_requests_queue_on_one_model(client):
+    results, errors = [], []
+
+    def one(i: int) -> None:
+        try:
+            r = client.chat.completions.create(model="tooltoken", max_tokens=8,
+                                               messages=[{"role": "user", "content": f"Count to {i}."}])
+            results.append(r.choices[0].message.content)
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors and len(results) == 3
+
+
+def test_serve_command(smollm2_path, tmp_path):
+    port = free_port()
+    env = dict(os.environ, TOOLTOKEN_API_KEY=KEY, XDG_CONFIG_HOME=str(tmp_path))
+    cmd = [sys.executable, "-c", "from tooltoken.cli import main; main()", "serve", "--model", smollm2_path,
+           "--tools", "calculator", "--port", str(port), "--max-tokens-cap", "8"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(base + "/models", timeout=5)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401  # up, and the key from the environment is required
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "tooltoken serve did not start"
+                time.sleep(0.3)
+        req = urllib.request.Request(base + "/chat/completions", method="POST",
+                                     data=json.dumps({"messages": [{"role": "user", "content": "Hi"}],
+                                                      "max_tokens": 500}).encode(),
+                                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        body = json.loads(urllib.request.urlopen(req, timeout=600).read())
+        assert body["usage"]["completion_tokens"] <= 8  # --max-tokens-cap
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=60)[0]
+    assert "serving" in out and f"127.0.0.1:{port}" in out
