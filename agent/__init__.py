@@ -14,6 +14,7 @@ from tooltoken.tools import (
 )
 
 from ._agent import Agent
+from ._batch import BatchSummary, run_batch
 from ._backend import Backend, LlamaBackend
 from ._openai import OpenAIBackend
 from ._controller import Options
@@ -21,6 +22,8 @@ from ._events import Citation, Event, Final, TextDelta, ToolCall, ToolResult, Us
 
 __all__ = [
     "Agent",
+    "BatchSummary",
+    "run_batch",
     "Backend",
     "Citation",
     "Event",

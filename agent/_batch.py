@@ -119,6 +119,8 @@ def run_batch(
             if line is not None:
                 write(line)
 
+        if progress is not None:
+            progress(0, len(todo), 0)
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tooltoken-batch") as pool:
             pending: set[Future] = set()
             try:

@@ -99,7 +99,7 @@ def test_failures_are_recorded_counted_and_never_fatal(tmp_path):
     assert "no \"id\"" in rows["line:4"]["error"]["message"]
     assert "repeats id 'a'" in rows["line:5"]["error"]["message"]
     assert "no \"question\"" in rows["c"]["error"]["message"]
-    assert seen[-1] == (7, 7, 5)
+    assert seen[0] == (0, 7, 0) and seen[-1] == (7, 7, 5)
     assert {f["id"] for f in summary.failures} == {"b", "line:3", "line:4", "line:5", "c"}
 
 
