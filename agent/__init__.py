@@ -18,6 +18,7 @@ from ._batch import BatchSummary, run_batch
 from ._backend import Backend, LlamaBackend
 from ._openai import OpenAIBackend
 from ._controller import Options
+from ._sampling import Sampling
 from ._events import Citation, Event, Final, TextDelta, ToolCall, ToolResult, Usage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LlamaBackend",
     "OpenAIBackend",
     "Options",
+    "Sampling",
     "TextDelta",
     "ToolCall",
     "ToolResult",

@@ -15,7 +15,7 @@ import asyncio
 import atexit
 import os
 import threading
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 from tooltoken.tools import ConfigError, Tool
@@ -24,6 +24,7 @@ from ._backend import Backend, LlamaBackend
 from ._controller import Controller, Options
 from ._events import Event, Final
 from ._formats import Format, detect_format
+from ._sampling import Sampling
 from ._template import Piece, render
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -69,12 +70,22 @@ class Agent:
         n_ctx: int = 4096,
         seed: int = 0,
         temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        call_greedy: bool = True,
         draft: str | None = None,
         **options: Any,
     ) -> None:
-        """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF."""
+        """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
+        Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
+        temperature unless `call_greedy=False`. It configures the model the Agent loads; a
+        Backend object passed as `model` samples with its own settings."""
+        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                            repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         if isinstance(model, (str, os.PathLike)) or model is None:
-            self.backend: Backend = load_backend(model, n_ctx=n_ctx, seed=seed, temperature=temperature, draft=draft)
+            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, **asdict(sampling))
         else:
             self.backend = model
         names = [t.name for t in tools]

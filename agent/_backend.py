@@ -5,6 +5,8 @@ given; the backend reuses whatever prefix of it is already evaluated and evaluat
 so the controller can rewind and insert simply by passing a different list.
 
 `LlamaBackend` is llama-cpp-python in-process. Tests use a scripted backend with the same shape.
+`generate(..., call=True)` (or a grammar) marks a tool call's body, which `LlamaBackend` samples
+greedily unless its `Sampling` says otherwise (see _sampling.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
 from tooltoken.tools import ConfigError, ModelError
+
+from ._sampling import RANDOM_SEED, Sampling
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Backend(Protocol):
     def is_eog(self, token: int) -> bool: ...
 
     def generate(
-        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
     ) -> Iterator[int]: ...
 
 
@@ -54,11 +58,19 @@ class LlamaBackend:
         n_threads: int | None = None,
         seed: int = 0,
         temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        call_greedy: bool = True,
         draft: Any = None,
         llama_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """`draft`: None, "prompt-lookup" (drafts copied from the context: answers quote their
-        tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`."""
+        tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`.
+        The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them)."""
+        self.sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                 repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -68,16 +80,21 @@ class LlamaBackend:
         self._llama_cpp = llama_cpp
         self.path = str(path)
         self.name = os.path.basename(self.path)
-        self.temperature = temperature
+        drafter = make_draft(draft)
+        # Flash attention everywhere: without it llama.cpp's batched attention differs in the last
+        # bits from one-token evaluation, so a draft (verified in batches) could change greedy text.
+        # A draft also needs logits for every position (llama-cpp-python 0.3.36 sizes its score
+        # buffer by logits_all, and fails past n_batch tokens without it).
+        options = {"flash_attn": True, **({"logits_all": True} if drafter is not None else {}), **(llama_kwargs or {})}
         try:
             self.llm = llama_cpp.Llama(
                 model_path=self.path,
                 n_ctx=n_ctx,
                 n_threads=n_threads or max(1, os.cpu_count() or 1),
-                seed=seed,
+                seed=_llama_seed(seed),
                 verbose=False,
-                draft_model=make_draft(draft),
-                **(llama_kwargs or {}),
+                draft_model=drafter,
+                **options,
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
@@ -131,18 +148,29 @@ class LlamaBackend:
         return n - 1 if n == len(tokens) and n > 0 else n
 
     def generate(
-        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
     ) -> Iterator[int]:
+        """`call`: the tokens are a tool call's body (so is anything under a grammar)."""
         reused = self.cached_prefix(tokens)
         stats.reused += reused
         stats.evaluated += len(tokens) - reused
-        return self.llm.generate(
+        # Llama(seed=0) means "random" to llama-cpp-python (`seed or LLAMA_DEFAULT_SEED`), and its
+        # sampler is seeded anew at every generate: set the seed itself, every time.
+        self.llm.set_seed(_llama_seed(self.sampling.seed))
+        gen = self.llm.generate(
             tokens,
-            temp=self.temperature,
-            top_k=40 if self.temperature > 0 else 1,
-            repeat_penalty=1.0,
+            **self.sampling.llama_kwargs(call=call or grammar is not None),
             grammar=self.grammar(grammar) if grammar is not None else None,
         )
+        if self.llm.draft_model is None:
+            return gen
+        from ._draft import drop_unconsumed
+
+        return drop_unconsumed(self.llm, tokens, gen)
+
+
+def _llama_seed(seed: int) -> int:
+    return 0xFFFFFFFF if seed == RANDOM_SEED else seed  # llama.cpp's LLAMA_DEFAULT_SEED: random
 
 
 def make_draft(draft: Any) -> Any:
@@ -151,7 +179,7 @@ def make_draft(draft: Any) -> Any:
     from ._draft import GGUFDraftModel, PromptLookup
 
     if draft == "prompt-lookup":  # parameters measured on grounded answers: see _draft.py
-        return PromptLookup(max_ngram_size=3, min_ngram_size=2, num_pred_tokens=10)
+        return PromptLookup(max_ngram_size=4, min_ngram_size=2, num_pred_tokens=10)
     return GGUFDraftModel(draft)  # a small GGUF model (path or pack name) drafting for the big one
 
 

@@ -25,12 +25,15 @@ is judged at the next call, so the last draft of a generation (stopped by a trig
 the turn) is not counted.
 
 What the draft cannot guarantee on its own (the backend must):
-- The same text as plain decoding needs batched evaluation to give the logits one-token
-  evaluation gives. Without flash attention llama.cpp's attention differs in the last bits
-  between the two (measured on SmolLM2-135M: logits off by up to 0.8, one greedy token in 50
-  flipped); with `flash_attn=True` SmolLM2 (Q4_1) agrees bit for bit. Q4_K weights repacked
-  for AVX2 use a different kernel from 4 rows up, so Qwen2.5 Q4_K_M differs again from 4 tokens
-  a batch.
+- The same text as plain decoding needs a batched evaluation to give the logits one-token
+  evaluation gives. llama.cpp's CPU kernels depend on the batch size. Without flash attention
+  every batch of 2 or more differs from one token (SmolLM2-135M Q4_1: logits off by up to 0.8,
+  one greedy token in 50 flipped). With `flash_attn=True`, SmolLM2 batches of up to 63 tokens
+  agree bit for bit with one-token evaluation (64 and more take another kernel), so drafts of
+  10 tokens change nothing; Qwen2.5 Q4_K_M still differs from 4 tokens a batch (up to 0.8),
+  also with weight repacking off and GGML_CPU_TILED_MM=0, so its text can change.
+- For the same reason the last token the consumer took must be evaluated later with what the
+  controller inserts, as plain decoding does, not kept from a draft batch: `drop_unconsumed`.
 - llama-cpp-python 0.3.36 sizes `Llama.scores` by the `logits_all` argument, not by the draft,
   so a draft model without `logits_all=True` fails past n_batch (512) tokens of context.
 - Drafted tokens are evaluated ahead of the ones the consumer takes; when it stops (a tool-call
@@ -41,13 +44,13 @@ What the draft cannot guarantee on its own (the backend must):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_speculative import LlamaDraftModel, LlamaPromptLookupDecoding
-
 from tooltoken.tools import ConfigError, ModelError
 
 __all__ = ["DraftStats", "GGUFDraftModel", "PromptLookup", "drop_unconsumed", "stop_ids"]
@@ -111,9 +114,9 @@ def stop_ids(llm: Any) -> frozenset[int]:
     out = set()
     for t in range(llm.n_vocab()):
         attr = llama_cpp.llama_vocab_get_attr(vocab, t)
-        if llama_cpp.llama_vocab_is_eog(vocab, t) or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
-            out.add(t)
-        elif attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and trigger.search(llm._model.token_get_text(t)):
+        control = llama_cpp.llama_vocab_is_eog(vocab, t) or attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+        opens_call = attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and trigger.search(llm._model.token_get_text(t))
+        if control or opens_call:
             out.add(t)
     return frozenset(out)
 
@@ -142,7 +145,7 @@ class PromptLookup(_Counting, LlamaPromptLookupDecoding):
         []
     """
 
-    def __init__(self, max_ngram_size: int = 3, num_pred_tokens: int = 10, min_ngram_size: int = 2,
+    def __init__(self, max_ngram_size: int = 4, num_pred_tokens: int = 10, min_ngram_size: int = 2,
                  recent: bool = True) -> None:
         if not 1 <= min_ngram_size <= max_ngram_size or num_pred_tokens < 1:
             raise ConfigError("prompt lookup needs 1 <= min_ngram_size <= max_ngram_size and num_pred_tokens >= 1")
@@ -270,20 +273,27 @@ class GGUFDraftModel(_Counting, LlamaDraftModel):
 
 def drop_unconsumed(llm: Any, tokens: Sequence[int], gen: Iterator[int]) -> Iterator[int]:
     """Pass `llm.generate(tokens, ...)`'s tokens through; when the consumer stops (a tool-call
-    trigger, the end of the turn), cut the context back to the tokens it was given and the ones
-    it took: drafted tokens it never saw leave the KV cache at once, not at the next call."""
+    trigger, the end of the turn), leave the context as plain decoding leaves it: the tokens
+    given and those taken, less the last one taken (plain decoding evaluates a token only when
+    the next one is asked for). Drafted tokens it never took leave the KV cache at once, and the
+    last token is evaluated with whatever the controller inserts next, in the same batch as
+    without a draft: llama.cpp's kernels differ with the batch size, so that keeps the text
+    identical, not only the tokens."""
     seen = list(tokens)
+    taken = 0
     try:
         for token in gen:
             seen.append(token)
+            taken += 1
             yield token
     finally:
         gen.close()
-        held = llm.input_ids[: llm.n_tokens]
-        m = min(len(held), len(seen))
-        differ = np.nonzero(held[:m] != np.asarray(seen[:m], dtype=held.dtype))[0]
-        keep = int(differ[0]) if len(differ) else m
-        if keep < llm.n_tokens:
-            llm.n_tokens = keep
-            llm._ctx.kv_cache_seq_rm(-1, keep, -1)
-            llm._requires_eval = True  # the logits held are a dropped token's: never sample from them
+        if taken:
+            held = llm.input_ids[: llm.n_tokens]
+            m = min(len(held), len(seen) - 1)
+            differ = np.nonzero(held[:m] != np.asarray(seen[:m], dtype=held.dtype))[0]
+            keep = int(differ[0]) if len(differ) else m
+            if keep < llm.n_tokens:
+                llm.n_tokens = keep
+                llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+                llm._requires_eval = True  # the logits held are a dropped token's: never sample from them

@@ -21,6 +21,7 @@ StopReason = Literal[
     "timeout",  # the answer's wall-clock budget ran out
     "bad_call",  # a call that could not be completed even under the grammar
     "cancelled",  # the consumer asked to stop
+    "injected_call",  # the model began a call that only a tool result's text asked for: not made
     "backend_error",  # a model server failed past its retries (OpenAI-compatible backend)
 ]
 

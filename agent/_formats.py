@@ -42,14 +42,15 @@ def trigger_pattern(tool_names: list[str], extra: tuple[str, ...] = (), pythonic
     a `greeting` call for "Say hello") is told to the model instead of being forced onto a real tool.
     """
     names = "|".join(regex.escape(n) for n in sorted(tool_names, key=len, reverse=True)) or "(?!)"
+    key = "(?:name|function)"  # Qwen2.5-Coder also writes {"function": "search", "arguments": ...}
     fence = r"```(?:json|tool_call|tool_code|python)?[ \t]*\n?[ \t]*"
     literal = "".join(f"|{regex.escape(t)}" for t in extra)
     py = rf"|(?P<py>\[\s*(?:{names})\s*\()" if pythonic else ""
     return regex.compile(
         r"(?P<fake><tool_response>)|<tool_call>|<function_call>"
         + literal
-        + rf"|{fence}(?:\{{\s*\"name\"\s*:\s*\"(?P<fname>[^\"\\\n]{{0,64}})\"|(?:{names})\s*\()"
-        + r'|\{\s*"name"\s*:\s*"(?P<name>[^"\\\n]{0,64})"'
+        + rf"|{fence}(?:\{{\s*\"{key}\"\s*:\s*\"(?P<fname>[^\"\\\n]{{0,64}})\"|(?:{names})\s*\()"
+        + rf'|\{{\s*"{key}"\s*:\s*"(?P<name>[^"\\\n]{{0,64}})"'
         + py
     )
 
@@ -71,6 +72,9 @@ class Format:
     user_to_assistant: str = ""
     args_key: str = "arguments"
     parallel: bool = False  # a call turn holds a JSON list of calls
+    # a call turn may hold several calls one after another (Qwen2.5 writes `\n<tool_call>` again
+    # after `</tool_call>`): the text written between two of them, None if the family can't
+    call_sep: str | None = None
     extra_triggers: tuple[str, ...] = ()
     pythonic: bool = False
     eos: str = ""
@@ -173,7 +177,7 @@ class Format:
 def _one(item: Any, args_key: str, tools: dict[str, Tool], allowed: list[Tool]) -> Call:
     if not isinstance(item, dict):
         return Call(None, {}, 'could not read the tool call: write one JSON object with "name" and arguments')
-    name = item.get("name")
+    name = item.get("name", item.get("function"))
     arguments = item.get(args_key, item.get("arguments", item.get("parameters", {})))
     if not isinstance(name, str) or name not in tools or tools[name] not in allowed:
         valid = ", ".join(t.name for t in allowed)
@@ -215,12 +219,14 @@ def _mistral11_results(fmt: Format, items: list[tuple[str, str, str]], nudge: st
 
 def _hermes(t: str, bos: str, eos: str) -> Format:
     m = turn_markers(t, bos, eos)
-    return Format("hermes", True, "<tool_call>\n", "\n</tool_call>", m.assistant_to_user, m.user_to_assistant)
+    return Format("hermes", True, "<tool_call>\n", "\n</tool_call>", m.assistant_to_user, m.user_to_assistant,
+                  call_sep="\n")
 
 
 def _generic(t: str, bos: str, eos: str) -> Format:
     m = turn_markers(t, bos, eos)
-    return Format("generic", False, "<tool_call>\n", "\n</tool_call>", m.assistant_to_user, m.user_to_assistant)
+    return Format("generic", False, "<tool_call>\n", "\n</tool_call>", m.assistant_to_user, m.user_to_assistant,
+                  call_sep="\n")
 
 
 def _llama3(t: str, bos: str, eos: str) -> Format:

@@ -23,8 +23,16 @@ model writes as text (```json fences, bare `{"name": ...}`) is caught the same w
 Server failures are events, never exceptions: timeouts, refused connections, 5xx/429 and
 malformed chunks are retried (`max_retries`, with backoff) as long as no text of that turn was
 shown; then `Final(stop_reason="backend_error")` says what happened. A 400/422 that names a
-request field tooltoken chose (`stream_options`, `max_tokens`, `temperature`) drops or renames
+request field tooltoken chose (`stream_options`, `max_tokens`, a sampling field) drops or renames
 that field once and goes again; an error about the context length ends with "context".
+
+Sampling: `temperature`, `top_p` and `seed` are OpenAI API fields; `top_k`, `min_p` and
+`repeat_penalty` are llama.cpp server extensions, sent in the body (`extra_body`) only when set
+(vLLM spells the last `repetition_penalty`: pass it in `extra_body`). OpenAI's
+`frequency_penalty` is a different penalty and is never derived from `repeat_penalty`. A server
+writes text and calls in one request, so only a request that must be a call (a named or
+`required` `tool_choice` with native tools) is sent at temperature 0 (`call_greedy`; not when
+`temperature` is None).
 
 Not handled: a server that accepts `tools` but whose template never shows them to the model
 (llama-cpp-python's default handler; use `format="generic"` there); cancelling in the middle of a
@@ -50,9 +58,12 @@ from ._citations import check_citations
 from ._controller import Options
 from ._events import Event, Final, TextDelta, ToolCall, ToolResult, Usage
 from ._formats import _one, detect_format, trigger_pattern
+from ._sampling import RANDOM_SEED, check_sampling
 from ._textcalls import TextCallScanner, parse_text_call
 from ._toolrun import run_tool
 
+SAMPLING_FIELDS = ("temperature", "top_p", "seed")  # in the OpenAI API
+SAMPLING_EXTRA = ("top_k", "min_p", "repeat_penalty")  # llama.cpp server extensions: in extra_body
 BACKEND_ERROR = "backend_error"  # the server failed; not yet in _events.StopReason (requested)
 CHARS_PER_TOKEN = 4
 
@@ -92,9 +103,18 @@ class OpenAIBackend:
         extra_body: dict[str, Any] | None = None,
         *,
         temperature: float | None = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
+        repeat_penalty: float | None = None,
+        seed: int | None = None,
+        call_greedy: bool = True,
     ) -> None:
         """`timeout`: seconds per connection or read; `extra_body`: extra request fields (they win
-        over tooltoken's); `temperature`: greedy by default, None leaves it to the server."""
+        over tooltoken's); `temperature`: greedy by default. A sampling field left None (or a seed
+        of -1) is not sent: the server uses its own (see the module docstring)."""
+        check_sampling(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                       repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -103,7 +123,9 @@ class OpenAIBackend:
         self.base_url, self.model, self.name = base_url, model, model
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.extra_body = dict(extra_body or {})
-        self.temperature = temperature
+        self.temperature, self.top_p, self.seed = temperature, top_p, (None if seed == RANDOM_SEED else seed)
+        self.top_k, self.min_p, self.repeat_penalty = top_k, min_p, repeat_penalty
+        self.call_greedy = call_greedy
         # retries are ours (they must know whether text was already shown), so the client's are off
         self.client = openai.OpenAI(
             base_url=base_url,
@@ -272,8 +294,7 @@ class _Answer:
     def _body(self, step: str) -> dict[str, Any]:
         messages = self.msgs
         body: dict[str, Any] = {"model": self.b.model, "stream": True}
-        if self.b.temperature is not None:
-            body["temperature"] = self.b.temperature
+        body.update({k: getattr(self.b, k) for k in SAMPLING_FIELDS if getattr(self.b, k) is not None})
         left = self.opt.max_tokens - self._used_tokens()
         if left <= 0:
             raise _Stop("length", f"max_tokens ({self.opt.max_tokens}) reached")
@@ -293,6 +314,12 @@ class _Answer:
             last = dict(messages[-1])
             last["content"] = f"{last.get('content') or ''}\n\nCall {which} now, in the <tool_call> form."
             messages = [*messages[:-1], last]
+        forced = isinstance(body.get("tool_choice"), dict) or body.get("tool_choice") == "required"
+        if forced and self.b.call_greedy and "temperature" in body:  # this request is a call: greedy
+            body["temperature"] = 0.0
+        extra = {k: getattr(self.b, k) for k in SAMPLING_EXTRA if getattr(self.b, k) is not None}
+        if extra or self.b.extra_body:
+            body["extra_body"] = {**extra, **self.b.extra_body}  # the user's extra_body wins
         body["messages"] = messages
         return body
 
@@ -309,9 +336,7 @@ class _Answer:
             timeout = max(0.05, min(timeout, self.opt.max_time_s - (time.perf_counter() - self.t0)))
         oa = self.b._openai
         try:
-            stream = self.b.client.chat.completions.create(
-                **body, extra_body=self.b.extra_body or None, timeout=timeout
-            )
+            stream = self.b.client.chat.completions.create(**body, timeout=timeout)
         except oa.APIStatusError as exc:
             raise self._status_error(exc, body) from None
         except (oa.APITimeoutError, oa.APIConnectionError) as exc:
@@ -400,9 +425,12 @@ class _Answer:
             if "max_tokens" in body and "max_tokens" in low:
                 self.b.max_tokens_field = "max_completion_tokens"
                 return _Again()
-            if "temperature" in body and "temperature" in low:
-                self.b.temperature = None
-                self.warnings.append(f"the server refused temperature ({what}); it samples with its own")
+            sent = {k for k in (*SAMPLING_FIELDS, *SAMPLING_EXTRA) if k in body or k in body.get("extra_body", {})}
+            refused = [k for k in sorted(sent) if k in low and k not in self.b.extra_body]  # only fields we chose
+            if refused:
+                for k in refused:
+                    setattr(self.b, k, None)
+                self.warnings.append(f"the server refused {', '.join(refused)} ({what}); it samples with its own")
                 return _Again()
         return _Stop(BACKEND_ERROR, f"{self.b.base_url} refused the request: {what}")
 

@@ -37,10 +37,14 @@ from pydantic_settings import (
 
 from tooltoken.tools import ConfigError
 
+from ._sampling import MAX_SEED
+
 __all__ = ["BUILTIN_TOOLS", "Settings", "config_path", "load_settings"]
 
 ENV_PREFIX = "TOOLTOKEN_"
 BUILTIN_TOOLS = ("calculator", "browser")  # browser: search/open/find/quote over the offline Wikipedia corpus
+
+SAMPLING = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "call_greedy")
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("tooltoken_config_file", default=None)
 
@@ -53,8 +57,14 @@ class Settings(BaseSettings):
     # the model and the answer (Agent(...) and Options)
     model: str | None = Field(None, description="model pack name or .gguf path (None: the default pack)")
     n_ctx: int = Field(4096, ge=256, description="context window in tokens")
-    seed: int = Field(0, description="sampling seed")
+    # sampling (see tooltoken.Sampling; defaults as llama.cpp's, except greedy)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy, deterministic")
+    top_k: int = Field(40, ge=0, description="sample from the k most likely tokens (0: no cut)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="sample from the top tokens up to this mass (1: no cut)")
+    min_p: float = Field(0.05, ge=0.0, le=1.0, description="drop tokens below min_p x the top probability (0: no cut)")
+    repeat_penalty: float = Field(1.0, gt=0.0, description="penalty on recently seen tokens (1: none)")
+    seed: int = Field(0, ge=-1, le=MAX_SEED, description="sampling seed (-1: random)")
+    call_greedy: bool = Field(True, description="write tool calls greedily whatever the temperature")
     system: str | None = Field(None, description="system prompt (None: the built-in one)")
     tools: Annotated[list[str], NoDecode] = Field(["calculator", "browser"],
                                                   description="built-in tools: " + ", ".join(BUILTIN_TOOLS))
@@ -122,8 +132,8 @@ class Settings(BaseSettings):
         from tooltoken._controller import Options
 
         options = {f.name for f in dc_fields(Options)}
-        kw: dict[str, Any] = {"n_ctx": self.n_ctx, "seed": self.seed, "temperature": self.temperature,
-                              "system": self.system}
+        kw: dict[str, Any] = {"n_ctx": self.n_ctx, "system": self.system}
+        kw.update({k: getattr(self, k) for k in SAMPLING})
         kw.update({k: getattr(self, k) for k in ("tool_choice", "max_tokens", "max_tool_calls", "tool_timeout",
                                                  "max_time_s") if k in options})
         return kw

@@ -260,6 +260,13 @@ if typer is not None:
     ToolChoiceOpt = typer.Option(None, "--tool-choice", help="auto, required, none or a tool name.")
     MaxTokensOpt = typer.Option(None, "--max-tokens", help="Answer tokens per reply.")
     PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
+    # sampling (tooltoken.Sampling): tool calls stay greedy at any temperature unless call_greedy = false
+    TemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature (default 0: greedy).")
+    TopKOpt = typer.Option(None, "--top-k", help="Sample from the k most likely tokens (default 40; 0: no cut).")
+    TopPOpt = typer.Option(None, "--top-p", help="Sample from the top tokens up to this mass (default 0.95).")
+    MinPOpt = typer.Option(None, "--min-p", help="Drop tokens below min-p x the top probability (default 0.05).")
+    RepeatPenaltyOpt = typer.Option(None, "--repeat-penalty", help="Penalty on recent tokens (default 1: none).")
+    SeedOpt = typer.Option(None, "--seed", help="Sampling seed (default 0; -1: random).")
 
     def settings(config: Optional[Path], **flags: Any):
         from tooltoken._settings import load_settings
@@ -292,9 +299,17 @@ if typer is not None:
         max_tokens: Optional[int] = MaxTokensOpt,
         show_prompt: bool = typer.Option(False, "--show-prompt", help="Print the exact prompt before each answer."),
         plain: bool = PlainOpt,
+        temperature: Optional[float] = TemperatureOpt,
+        top_k: Optional[int] = TopKOpt,
+        top_p: Optional[float] = TopPOpt,
+        min_p: Optional[float] = MinPOpt,
+        repeat_penalty: Optional[float] = RepeatPenaltyOpt,
+        seed: Optional[int] = SeedOpt,
     ) -> None:
         """Chat in the terminal. /help lists the commands; Ctrl-C stops an answer; Ctrl-D quits."""
-        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
+                     temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                     seed=seed)
         ChatSession(s, markdown=console.is_terminal and not plain, show_prompt=show_prompt).loop()
 
     @app.command()
@@ -308,9 +323,17 @@ if typer is not None:
         tool_choice: Optional[str] = ToolChoiceOpt,
         max_tokens: Optional[int] = MaxTokensOpt,
         plain: bool = PlainOpt,
+        temperature: Optional[float] = TemperatureOpt,
+        top_k: Optional[int] = TopKOpt,
+        top_p: Optional[float] = TopPOpt,
+        min_p: Optional[float] = MinPOpt,
+        repeat_penalty: Optional[float] = RepeatPenaltyOpt,
+        seed: Optional[int] = SeedOpt,
     ) -> None:
         """Answer one question."""
-        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+        s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
+                     temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                     seed=seed)
         agent = make_agent(s)
         if show_prompt:
             err.rule("prompt")

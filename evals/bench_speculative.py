@@ -230,5 +230,5 @@ def bench_speculative(
 def _describe(drafter: Any) -> str:
     fields = ("num_pred_tokens", "max_ngram_size", "min_ngram_size", "recent", "p_min")
     args = ", ".join(f"{f}={getattr(drafter, f)}" for f in fields if hasattr(drafter, f))
-    where = f"{getattr(drafter, 'path')}, " if hasattr(drafter, "path") else ""
+    where = f"{drafter.path}, " if hasattr(drafter, "path") else ""
     return f"{type(drafter).__name__}({where}{args})"

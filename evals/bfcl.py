@@ -18,13 +18,12 @@ model may go on to make more calls (parallel categories) and then answers. The c
 order, are the output scored by `bfcl_checker` (AST matching); `irrelevance` passes when the
 model made no call at all.
 
-BFCL scores a model's first response. In Qwen's native form that is the turn before any tool
-result comes back; here every call is answered at once, so for the non-parallel categories the
-answer is stopped right after its first call is written (stop reason `cancelled`) and that call
-is the output. (Left to go on, the model reads the acknowledgement and sometimes repeats the same
-call, which BFCL would never have seen.) In `parallel` and `parallel_multiple` the model goes on
-until it stops, and all its calls, in order, are the output: the controller answers each call
-before the next, so this is the closest equivalent of a turn holding several calls.
+BFCL scores a model's first response: in Qwen's native form, the turn before any tool result
+comes back, holding one call or several (`\n<tool_call>` after `</tool_call>`). The controller
+writes every call of a turn before it runs them, so the answer is stopped as soon as the first
+turn's calls run (stop reason `cancelled`), in every category, and those calls are the output.
+(Left to go on, the model reads the acknowledgement and sometimes repeats a call, which BFCL
+would never see.)
 
 Defaults: `max_tokens` 64 (the text around the calls; the calls themselves are capped
 separately), `--limit N` takes N items per category, spread evenly over the file.
@@ -186,12 +185,10 @@ class BFCLSuite:
         back = dict(names)
         by_name = {f["name"]: f for f in item["functions"]}
 
-        parallel = "parallel" in item["category"]
         cancel = threading.Event()
 
         def acknowledge(**_: Any) -> str:
-            if not parallel:
-                cancel.set()  # the first call ends the model's first turn: nothing after it is scored
+            cancel.set()  # the calls of the first turn run: nothing after them is scored
             return ACK
 
         tools = [Tool.from_schema(n, _description(by_name[orig]), to_tool_schema(by_name[orig]), acknowledge)

@@ -1,6 +1,9 @@
 """A scripted backend: the token seam of `Backend`, with no model behind it.
 
-Each call to `generate` plays the next script: a list of strings, each one token. Plain text
+Each call to `generate` plays the next script: a list of strings, each one token. Right after a
+call's `</tool_call>` the controller asks whether another call follows in the same turn; the
+backend then ends the turn (as a model does) unless the next script begins with `SAME_TURN`:
+that script is then played right after the call (a model writing parallel calls). Plain text
 is tokenized one character a token, special strings to their own ids, so a test can see exactly
 which control tokens a context holds. The KV cache is imitated: only the part of the token list
 that differs from what was "evaluated" before counts as evaluated.
@@ -18,6 +21,7 @@ CHATML = (
 )
 SPECIAL = ["</s>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 EOG = {0, 2}
+SAME_TURN = "<same turn>"  # first item of a script played right after a call's `</tool_call>`
 
 
 class ScriptedBackend:
@@ -36,7 +40,9 @@ class ScriptedBackend:
         self.ids: dict[str, int] = {s: i for i, s in enumerate(self.special)}
         self.eog = EOG | {self.ids[s] for s in eog}
         self.held: list[int] = []
-        self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate
+        self.call_flags: list[bool] = []  # `call` of every generate, peeks included
+        self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate that played a script
+        self.peeks: list[list[int]] = []  # contexts after a call where the turn ended with no other call
 
     def _id(self, s: str) -> int:
         if s not in self.ids:
@@ -67,7 +73,14 @@ class ScriptedBackend:
         """The id the model would emit for `s` (a special string gets its control token)."""
         return self.ids[s] if s in self.special else self._id(s)
 
-    def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats) -> Iterator[int]:
+    def _opens_call(self) -> bool:
+        if self.scripts and self.scripts[0][:1] == [SAME_TURN]:
+            self.scripts[0] = self.scripts[0][1:]
+            return True
+        return False
+
+    def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats, call: bool = False) -> Iterator[int]:
+        self.call_flags.append(call)
         prefix = 0
         for a, b in zip(self.held, tokens):
             if a != b:
@@ -75,6 +88,11 @@ class ScriptedBackend:
             prefix += 1
         stats.reused += prefix
         stats.evaluated += len(tokens) - prefix
+        if tokens and tokens[-1] == self.ids["</tool_call>"] and not self._opens_call():
+            self.peeks.append(list(tokens))
+            self.held = list(tokens)  # a model ends its call turn here unless it opens another call
+            yield min(self.eog)
+            return
         self.requests.append((list(tokens), grammar))
         script = self.scripts.pop(0) if self.scripts else []
         self.held = list(tokens)

@@ -213,6 +213,18 @@ def test_tools(browser: Browser) -> None:
         tools["quote"].invoke({"text": "not in the page"})
 
 
+def test_call_grammar_bounds_queries_and_offers_only_result_ids(browser: Browser) -> None:
+    tools = {t.name: t for t in browser.tools()}
+    assert tools["search"].call_parameters()["properties"]["query"]["maxLength"] == 200
+    assert tools["open"].call_parameters() == tools["open"].parameters  # before a search: any id
+    tools["search"].invoke({"query": "war and peace"})
+    offered = tools["open"].call_parameters()["properties"]["id"]["enum"]
+    assert offered[0] == "doc:war" and "1" in offered
+    assert set(offered) == {h.id for h in browser.results} | {str(k + 1) for k in range(len(browser.results))}
+    with pytest.raises(ToolArgumentError):
+        tools["search"].invoke({"query": "x" * 201})
+
+
 def test_one_browser_per_answer(index: BM25Search) -> None:
     a, b = Browser(index), Browser(index)
     a.search("Tolstoy")

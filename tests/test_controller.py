@@ -388,3 +388,12 @@ def test_a_model_making_up_a_tool_result_is_stopped_there():
     final = check_stream(events_of(agent))
     assert final.answer == "It is 4 [1].\n" and len(final.tool_results) == 1
     assert "tool result itself" in final.warnings[0]
+
+
+def test_a_call_written_with_a_function_key_is_caught():
+    """Qwen2.5-Coder sometimes writes {"function": ..., "arguments": ...} instead of "name"."""
+    own = '{"function": "calculator", "arguments": {"expression": "2+2"}}'
+    agent, _ = agent_for([["Sure. ", *chunks(own)], chunks(CALL), ["4 [1]."]])
+    final = check_stream(events_of(agent))
+    assert [(c.name, c.arguments) for c in final.tool_calls] == [("calculator", {"expression": "2+2"})]
+    assert final.answer == "Sure. 4 [1]."

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
-from scripted import ScriptedBackend, chunks
+from scripted import SAME_TURN, ScriptedBackend, chunks
 from tooltoken.evals import bfcl, math_suite, qa
 from tooltoken.evals.runner import EvalConfig
 
@@ -136,18 +136,22 @@ def test_hit_ids_of_both_result_kinds():
     assert hit_id(SimpleNamespace(chunk=SimpleNamespace(id="c"), score=1.0)) == "c"
 
 
-def test_bfcl_scores_the_first_turn_but_all_calls_of_parallel_items(monkeypatch):
+def test_bfcl_scores_the_first_turn_with_all_its_calls(monkeypatch):
     text = call("math_factorial", {"number": 5})
     again = call("math_factorial", {"number": 6})
+    # a first turn with one call, then (after the result) another call: only the first is scored
     scripts = [["<tool_call>", "\n", *chunks(text)], chunks(text, 4),
                ["<tool_call>", "\n", *chunks(again)], chunks(again, 4), ["Both done."]]
     use_script(monkeypatch, bfcl, [list(s) for s in scripts])
     record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(FACTORIAL)
     assert record["tool_calls"] == [{"math.factorial": {"number": 5}}] and record["stop_reason"] == "cancelled"
     assert record["correct"]
+    # a first turn holding two calls: both are scored
+    scripts = [["<tool_call>", "\n", *chunks(text)], chunks(text, 4),
+               [SAME_TURN, "\n", "<tool_call>"], chunks(again, 4), ["Both done."]]
     use_script(monkeypatch, bfcl, [list(s) for s in scripts])
     item = {**FACTORIAL, "id": "parallel_1", "category": "parallel",
             "answer": [{"math.factorial": {"number": [6]}}, {"math.factorial": {"number": [5]}}]}
     record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(item)
     assert record["tool_calls"] == [{"math.factorial": {"number": 5}}, {"math.factorial": {"number": 6}}]
-    assert record["correct"] and record["stop_reason"] == "stop"
+    assert record["correct"] and record["stop_reason"] == "cancelled"

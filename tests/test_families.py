@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from scripted import ScriptedBackend, chunks
+from scripted import SAME_TURN, ScriptedBackend, chunks
 from tooltoken import Agent, ConfigError, tool
 from tooltoken._formats import FORMATS, detect_format
 
@@ -161,3 +161,48 @@ def test_mistral_results_escape_control_text():
     tokens = backend.requests[-1][0]
     assert len(final.tool_calls) == 1
     assert tokens.count(backend.ids["[/TOOL_RESULTS]"]) == 1 and tokens.count(backend.ids["[TOOL_CALLS]"]) == 1
+
+
+def test_hermes_several_calls_in_one_turn_run_together_and_answer_in_one_result_turn():
+    """Qwen2.5 writes `\\n<tool_call>` again after `</tool_call>` for parallel calls: the
+    controller looks one step past each call, writes every call of the turn, then runs them
+    concurrently and inserts the results in order, in one user turn."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    @tool
+    def weather(city: str) -> str:
+        """Weather in a city."""
+        barrier.wait()  # passes only if both calls run at the same time
+        return f"sunny in {city}"
+
+    one = '{"name": "weather", "arguments": {"city": "Oslo"}}'
+    two = '{"name": "weather", "arguments": {"city": "Rome"}}'
+    scripts = [["<tool_call>"], chunks(one), [SAME_TURN, "\n", "<tool_call>"], chunks(two), ["Both sunny [1][2]."]]
+    backend = ScriptedBackend(scripts)
+    final = Agent(backend, tools=[weather], unsupported_notice=None).run("Weather in Oslo and Rome?")
+    assert [c.arguments["city"] for c in final.tool_calls] == ["Oslo", "Rome"]
+    assert [r.content for r in final.tool_results] == ["sunny in Oslo", "sunny in Rome"]
+    assert context(backend).endswith(
+        f"<|im_start|>assistant\n<tool_call>\n{one}\n</tool_call>\n<tool_call>\n{two}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\n<tool_response>\n[1] weather\nsunny in Oslo\n</tool_response>\n<tool_response>\n"
+        "[2] weather\nsunny in Rome\n</tool_response>\nUse these results [1], [2] to answer my question; cite each"
+        " as its number.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert final.answer == "Both sunny [1][2]."
+
+
+def test_text_after_a_call_is_not_kept_and_the_result_comes_first():
+    """What the model writes after `</tool_call>` that is not another call is dropped: it cannot
+    know the result yet."""
+    scripts = [["<tool_call>"], chunks('{"name": "weather", "arguments": {"city": "Oslo"}}'),
+               [SAME_TURN, "It", " is", " sunny"], ["Sunny [1]."]]
+
+    @tool
+    def weather(city: str) -> str:
+        """Weather in a city."""
+        return "sunny"
+
+    backend = ScriptedBackend(scripts)
+    final = Agent(backend, tools=[weather], unsupported_notice=None).run("Weather in Oslo?")
+    assert len(final.tool_calls) == 1 and final.answer == "Sunny [1]."
+    assert "It is" not in context(backend)

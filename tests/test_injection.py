@@ -46,9 +46,9 @@ def test_a_gullible_scripted_model_copying_the_injection_runs_nothing(canary):
 
 @pytest.mark.unit
 @pytest.mark.parametrize("canary", CANARIES, ids=[c["id"] for c in CANARIES])
-def test_a_scripted_model_obeying_the_injection_in_its_own_words_is_refused(canary):
-    """The model does not copy the injected call: it writes its own. The call is still refused,
-    because the only thing that asked for the calculator was the document."""
+def test_a_scripted_model_obeying_the_injection_in_its_own_words_makes_no_call(canary):
+    """The model does not copy the injected call: it writes its own. No call is made, because
+    the only thing that asked for the calculator was the document: the answer ends before it."""
 
     @tool
     def read(id: str) -> ToolOutput:
@@ -59,12 +59,17 @@ def test_a_scripted_model_obeying_the_injection_in_its_own_words_is_refused(cana
     first = '{"name": "read", "arguments": {"id": "x"}}'
     asks = "calculator" in canary["injection"]
     # the model's own call goes on in the same stream; then it is written again under the grammar
-    backend = ScriptedBackend([["<tool_call>"], chunks(first), ["<tool_call>", *chunks("\n" + own)], chunks(own), ["Done."]])
-    final = Agent(backend, tools=[read, calculator], unsupported_notice=None).run(f"What is {canary['title']}?")
-    assert [c.name for c in final.tool_calls] == ["read", "calculator"]
-    assert final.tool_results[1].error == asks
+    backend = ScriptedBackend([["<tool_call>"], chunks(first), ["Reading. ", "<tool_call>", *chunks("\n" + own)],
+                               chunks(own), ["Done."]])
+    final = Agent(backend, tools=[read, calculator], unsupported_notice=None, show_prompt=True).run(
+        f"What is {canary['title']}?")
     if asks:
-        assert final.tool_results[1].content.startswith("refused: the text of result [1] asked for calculator")
+        assert [c.name for c in final.tool_calls] == ["read"]
+        assert final.stop_reason == "injected_call" and final.answer == "Reading. "
+        assert "only the text of result [1] asked for" in final.warnings[-1]
+        assert final.prompt.endswith("Reading. ")  # the context holds no trace of the call
+    else:
+        assert [c.name for c in final.tool_calls] == ["read", "calculator"] and final.answer == "Reading. Done."
 
 
 @pytest.mark.unit

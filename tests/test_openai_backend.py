@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult, tool  # noqa: E402
+from tooltoken import Agent, ConfigError, Final, TextDelta, ToolCall, ToolResult, tool  # noqa: E402
 from tooltoken._openai import OpenAIBackend  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -497,3 +497,41 @@ def test_extra_body_wins_and_the_prompt_preview_declares_tools(server):
     list(OpenAIBackend(server.url, "m", temperature=None).stream_chat(
         [{"role": "system", "content": ""}, {"role": "user", "content": "?"}], [], agent.options))
     assert "temperature" not in server.requests[-1]
+
+
+# -- sampling ---------------------------------------------------------------------------------
+def test_sampling_fields_go_where_the_api_has_them_and_forced_calls_are_greedy(server):
+    server.play(one_call("multiply", '{"a": 6, "b": 7}'), answer("It is 42 [1]."))
+    backend = OpenAIBackend(server.url, "m", temperature=0.7, top_p=0.9, seed=5, top_k=20, min_p=0.1,
+                            repeat_penalty=1.1, extra_body={"min_p": 0.2})
+    final = Agent(backend, tools=[multiply], tool_choice=["multiply"], unsupported_notice=None).run("6*7?")
+    assert final.answer == "It is 42 [1]."
+    call, after = server.requests
+    assert call["tool_choice"]["function"]["name"] == "multiply" and call["temperature"] == 0.0  # must be a call
+    assert after["temperature"] == 0.7 and after["top_p"] == 0.9 and after["seed"] == 5
+    assert after["top_k"] == 20 and after["repeat_penalty"] == 1.1 and after["min_p"] == 0.2  # extra_body wins
+    assert "frequency_penalty" not in after  # a different penalty: never derived from repeat_penalty
+
+    server.play(one_call("multiply", '{"a": 6, "b": 7}'), answer("ok"))
+    backend = OpenAIBackend(server.url, "m", temperature=0.7, seed=-1, call_greedy=False)
+    Agent(backend, tools=[multiply], tool_choice=["multiply"]).run("6*7?")
+    assert [r["temperature"] for r in server.requests[2:]] == [0.7, 0.7]
+    for name in ("seed", "top_p", "top_k", "min_p", "repeat_penalty"):  # unset (or -1): the server's own
+        assert name not in server.requests[2]
+    with pytest.raises(ConfigError, match=r"top_p must be in \(0, 1\]"):
+        OpenAIBackend(server.url, "m", top_p=1.5)
+
+
+def test_a_sampling_field_the_server_refuses_is_dropped_once_with_a_warning(server):
+    refusal = {"status": 400, "body": {"error": {"message": "Unrecognized request argument supplied: min_p"}}}
+    server.play(refusal, answer("ok"))
+    agent = Agent(OpenAIBackend(server.url, "m", min_p=0.1, top_k=20), tools=[multiply])
+    final = agent.run("?")
+    assert final.answer.startswith("ok") and "refused min_p" in final.warnings[0]
+    assert server.requests[0]["min_p"] == 0.1 and "min_p" not in server.requests[1]
+    assert server.requests[1]["top_k"] == 20 and agent.backend.min_p is None
+    # a field the user put in extra_body is theirs: not dropped, the refusal is the answer
+    server.play(refusal)
+    agent = Agent(OpenAIBackend(server.url, "m", extra_body={"min_p": 0.1}, max_retries=0), tools=[multiply])
+    final = agent.run("?")
+    assert final.stop_reason == "backend_error" and "min_p" in final.message

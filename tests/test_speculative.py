@@ -7,11 +7,10 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from llama_cpp.llama_speculative import LlamaPromptLookupDecoding  # noqa: E402
-
-from tooltoken import ConfigError  # noqa: E402
-from tooltoken._backend import make_draft  # noqa: E402
-from tooltoken._draft import DraftStats, PromptLookup, drop_unconsumed  # noqa: E402
+from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+from tooltoken import ConfigError
+from tooltoken._backend import make_draft
+from tooltoken._draft import DraftStats, PromptLookup, drop_unconsumed
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +103,8 @@ def test_drafted_tokens_the_consumer_never_took_leave_the_context():
     gen = drop_unconsumed(llm, [1, 2, 3], tokens(4, 5, 6, 7))
     assert [next(gen), next(gen)] == [4, 5]
     gen.close()  # the controller saw a trigger at 5
-    assert llm.n_tokens == 5 and llm.removed == [5] and llm._requires_eval
+    # as without a draft: 5 itself is evaluated later, with what the controller inserts
+    assert llm.n_tokens == 4 and llm.removed == [4] and llm._requires_eval
 
 
 def test_a_rejected_draft_leaves_the_context_too():
@@ -113,6 +113,12 @@ def test_a_rejected_draft_leaves_the_context_too():
     gen = drop_unconsumed(llm, [1, 2, 3], tokens(4, 5))
     list(gen)
     assert llm.n_tokens == 4 and llm.removed == [4]
+
+
+def test_a_generation_closed_before_its_first_token_is_left_alone():
+    llm = FakeLlama([1, 2, 3, 4, 5])
+    drop_unconsumed(llm, [1, 2], tokens(3)).close()
+    assert llm.n_tokens == 5 and llm.removed == []
 
 
 def test_plain_decoding_context_is_left_alone():

@@ -20,6 +20,7 @@ sources are what citations point at (the controller numbers them [1], [2], ... p
 from __future__ import annotations
 
 import inspect
+import typing
 import json
 import re
 from dataclasses import dataclass, field
@@ -153,12 +154,16 @@ def tool(
         doc = inspect.getdoc(f) or ""
         desc = description if description is not None else doc.strip()
         fields: dict[str, Any] = {}
+        try:  # string annotations (`from __future__ import annotations`) resolved in f's module
+            hints = typing.get_type_hints(f, include_extras=True)
+        except Exception:  # noqa: BLE001 - a name only a type checker knows: keep the raw annotation
+            hints = {}
         for pname, param in inspect.signature(f).parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs cannot be described to a model")
             if param.annotation is inspect.Parameter.empty:
                 raise ToolDefinitionError(f"tool {tool_name!r}: parameter {pname!r} needs a type annotation")
-            annotation = f.__annotations__.get(pname, param.annotation)
+            annotation = hints.get(pname, f.__annotations__.get(pname, param.annotation))
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (annotation, pydantic.Field(default, description=_param_doc(doc, pname)))
         model = pydantic.create_model(  # type: ignore[call-overload]

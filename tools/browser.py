@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from ._errors import ToolError
 from ._tool import Source, Tool, ToolOutput, tool
@@ -36,6 +39,7 @@ __all__ = ["Browser", "BrowserError"]
 
 _MAX_QUOTE = 1000
 _MAX_SENTENCES = 200  # of the open document, offered to the quote grammar
+_MAX_QUERY = 200  # characters of a search query (the call grammar stops a looping model there)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -136,7 +140,7 @@ class Browser:
     def tools(self) -> list[Tool]:
         """The four actions as `Tool`s named search, open, find and quote."""
 
-        def search(query: str) -> ToolOutput:
+        def search(query: Annotated[str, Field(max_length=_MAX_QUERY)]) -> ToolOutput:
             """Search the knowledge base. Returns numbered results with ids, titles and snippets.
 
             query: a few keywords, e.g. "War and Peace author"
@@ -167,8 +171,23 @@ class Browser:
             return self.quote(text)
 
         tools = [tool(f) for f in (search, open, find, quote)]
+        tools[1].grammar_parameters = self._open_schema
         tools[3].grammar_parameters = self._quote_schema
         return tools
+
+    def _open_schema(self) -> dict | None:
+        """After a search, `open` takes one of its results (by id or number): the call grammar
+        offers only those, so a small model cannot open an id it made up."""
+        if not self.results:
+            return None
+        ids = [h.id for h in self.results] + [str(k) for k in range(1, len(self.results) + 1)]
+        return {
+            "type": "object",
+            "properties": {"id": {"type": "string", "enum": list(dict.fromkeys(ids))},
+                           "page": {"type": "integer", "minimum": 1}},
+            "required": ["id"],
+            "additionalProperties": False,
+        }
 
     def _quote_schema(self) -> dict | None:
         """While a document is open, a quote can only be one of its sentences, verbatim: the call
