@@ -1,0 +1,76 @@
+"""Every suite end to end through the CLI on the real small model, and the dev set on the real corpus."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(*args):
+    typer_testing = pytest.importorskip("typer.testing")
+    from tooltoken.cli import app
+
+    # one llama.cpp thread: on a busy machine more threads wait on each other (see evals/runner.py)
+    result = typer_testing.CliRunner().invoke(app, ["eval", *args, "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def check_run(summary, out, suite, n):
+    assert summary["suite"] == suite and summary["n"] == n
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    for name in ("records.jsonl", "summary.json", "report.md", "chart.png"):
+        assert (out / name).exists(), name
+    assert len((out / "records.jsonl").read_text().splitlines()) == n
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("suite, args, n", [
+    ("bfcl", ["--category", "simple_python", "--max-tokens", "32"], 3),
+    ("math", ["--max-tokens", "24"], 6),  # 3 items of each generator
+    ("qa", ["--max-tokens", "32"], 3),
+])
+def test_suite_runs_on_smollm2(tmp_path, smollm2_path, suite, args, n):
+    out = tmp_path / suite
+    summary = run_cli(suite, "--model", "smollm2-135m", "--limit", "3", *args, "--out", str(out))
+    check_run(summary, out, suite, n)
+    assert summary["model"] == "smollm2-135m"
+    again = run_cli(suite, "--model", "smollm2-135m", "--limit", "3", *args, "--out", str(out))  # resumes: no work
+    assert again["n"] == n and again["accuracy"] == summary["accuracy"]
+
+
+@pytest.mark.timeout(1200)
+def test_math_closed_book_and_compare(tmp_path, smollm2_path):
+    a, b = tmp_path / "tools", tmp_path / "closed"
+    run_cli("math", "--model", "smollm2-135m", "--limit", "1", "--max-tokens", "32", "--out", str(a))
+    summary = run_cli("math", "--model", "smollm2-135m", "--limit", "1", "--max-tokens", "32", "--tools", "off",
+                      "--out", str(b))
+    assert summary["config"]["tools"] is False and summary["metrics"]["used_calculator"] == 0.0
+    typer_testing = pytest.importorskip("typer.testing")
+    from tooltoken.cli import app
+
+    result = typer_testing.CliRunner().invoke(app, ["eval", "compare", str(a), str(b)])
+    assert result.exit_code == 0 and "accuracy" in result.output
+
+
+def test_retrieval_on_the_wikipedia_bm25(tmp_path):
+    out = tmp_path / "retrieval"
+    summary = run_cli("retrieval", "--limit", "3", "--out", str(out))
+    check_run(summary, out, "retrieval", 3)
+    assert set(summary["metrics"]) >= {"recall@10", "mrr", "hit@1"}
+
+
+def test_qa_dev_gold_answers_occur_in_their_documents():
+    """Each gold answer set has an answer that occurs in the article the question was written from."""
+    from tooltoken.evals.metrics import source_supports
+    from tooltoken.evals.qa import load_questions
+    from tooltoken.tools import default_search
+
+    search = default_search()
+    missing = []
+    for q in load_questions():
+        doc = search.get(q["doc_id"])
+        if not source_supports({"title": doc.title, "text": doc.text}, q["answers"]):
+            missing.append(q["id"])
+    assert not missing
