@@ -179,7 +179,7 @@ def make_draft(draft: Any) -> Any:
     from ._draft import GGUFDraftModel, PromptLookup
 
     if draft == "prompt-lookup":  # parameters measured on grounded answers: see _draft.py
-        return PromptLookup(max_ngram_size=4, min_ngram_size=2, num_pred_tokens=10)
+        return PromptLookup()
     return GGUFDraftModel(draft)  # a small GGUF model (path or pack name) drafting for the big one
 
 

@@ -24,7 +24,7 @@ def test_prompt_lookup_copies_what_followed_the_most_recent_occurrence():
     #           0  1  2  3  4  5  6  7  8  9
     context = ids(1, 2, 3, 4, 9, 1, 2, 5, 6, 1, 2)
     assert d.find(context) == [5, 6, 1]  # after the later "1 2", not the first
-    assert PromptLookup(max_ngram_size=2, num_pred_tokens=3, recent=False).find(context) == [3, 4, 9]
+    assert PromptLookup(max_ngram_size=2, min_ngram_size=2, num_pred_tokens=3, recent=False).find(context) == [3, 4, 9]
 
 
 def test_prompt_lookup_prefers_the_longest_ngram_and_never_a_lone_token_by_default():
@@ -35,14 +35,14 @@ def test_prompt_lookup_prefers_the_longest_ngram_and_never_a_lone_token_by_defau
 
 
 def test_prompt_lookup_stops_before_control_tokens():
-    d = PromptLookup(max_ngram_size=2, num_pred_tokens=5)
+    d = PromptLookup(max_ngram_size=2, min_ngram_size=2, num_pred_tokens=5)
     d.stops = frozenset({99})  # e.g. <|im_end|>: check(main_llm) fills this from the vocabulary
     assert d.find(ids(1, 2, 3, 99, 4, 1, 2)) == [3]
     assert d.find(ids(1, 2, 99, 4, 1, 2)) == []
 
 
 def test_acceptance_is_read_off_the_next_call():
-    d = PromptLookup(max_ngram_size=2, num_pred_tokens=4)
+    d = PromptLookup(max_ngram_size=2, min_ngram_size=2, num_pred_tokens=4)
     context = [1, 2, 3, 4, 5, 6, 7, 1, 2]
     assert d(ids(*context)).tolist() == [3, 4, 5, 6]
     # the model confirmed 3 and 4, then sampled 8 instead of 5
@@ -57,7 +57,7 @@ def test_acceptance_is_read_off_the_next_call():
 
 
 def test_a_draft_from_another_generation_is_not_judged():
-    d = PromptLookup(max_ngram_size=2, num_pred_tokens=4)
+    d = PromptLookup(max_ngram_size=2, min_ngram_size=2, num_pred_tokens=4)
     d(ids(1, 2, 3, 4, 5, 1, 2))
     d(ids(9, 9, 9))  # a new prompt: the controller stopped the last generation early
     assert d.stats == DraftStats()
@@ -126,3 +126,12 @@ def test_plain_decoding_context_is_left_alone():
     gen = drop_unconsumed(llm, [1, 2, 3], tokens(4, 5))
     list(gen)
     assert llm.n_tokens == 4 and llm.removed == [] and not llm._requires_eval
+
+
+def test_by_default_drafts_come_only_from_the_middle_of_a_copy():
+    """On a CPU a batch costs nearly what its tokens cost one by one: draft 15 tokens, and only
+    where the last 6 tokens already occur earlier (see tooltoken._draft)."""
+    d = PromptLookup()
+    source = list(range(100, 140))
+    assert d.find(ids(*source, 7, *source[:5])) == []  # a 5-token match: no draft
+    assert d.find(ids(*source, 7, *source[:6])) == source[6:21]  # 6 tokens: the next 15
