@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import threading
 
 import pytest
@@ -206,3 +207,34 @@ def test_text_after_a_call_is_not_kept_and_the_result_comes_first():
     final = Agent(backend, tools=[weather], unsupported_notice=None).run("Weather in Oslo?")
     assert len(final.tool_calls) == 1 and final.answer == "Sunny [1]."
     assert "It is" not in context(backend)
+
+
+QWEN_STREAMS = json.loads((Path(__file__).parent / "data/qwen25_coder_streams.json").read_text())["streams"]
+HERMES_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}"
+    "{% endfor %}{% if tools %}{# <tool_call> #}{% endif %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("recorded", QWEN_STREAMS, ids=[r["question"][:30] for r in QWEN_STREAMS])
+def test_qwen25_coder_recorded_streams_are_caught_as_calls(recorded):
+    """Token streams Qwen2.5-Coder-1.5B wrote itself (recorded on the real model, one string a
+    token): a ```json fence with a call, split across its own token boundaries."""
+
+    @tool
+    def weather(city: str) -> str:
+        """Current weather in a city."""
+        return f"sunny in {city}"
+
+    tools = {"weather": weather, "calculator": calculator}
+    stream = [t for t in recorded["tokens"] if t != "<|im_end|>"]
+    text = "".join(stream)
+    call = json.loads(text[text.index("{"): text.rindex("}") + 1])
+    canonical = json.dumps(call, ensure_ascii=False)
+    backend = ScriptedBackend([stream, chunks(canonical, 3), ["Done [1]."]], chat_template=HERMES_TEMPLATE)
+    agent = Agent(backend, tools=[tools[n] for n in recorded["tools"]], unsupported_notice=None)
+    assert agent.fmt.name == "hermes"
+    final = agent.run(recorded["question"])
+    assert [(c.name, c.arguments) for c in final.tool_calls] == [(call["name"], call["arguments"])]
+    assert final.answer == "Done [1]." and not final.tool_results[0].error  # the fence never reached the answer
+    assert context(backend).count("```") == 0 and f"<tool_call>\n{canonical}\n</tool_call>" in context(backend)
