@@ -361,14 +361,14 @@ class Controller:
 
     def _another_call(self) -> bool:
         """Right after a call: does the model open another call in the same turn? A few tokens
-        are sampled to see; the context is left as it was either way (the caller writes the
-        opening in canonical form)."""
+        are sampled to see (text that cannot start a call ends the look at once); the context is
+        left as it was either way (the caller writes the opening in canonical form)."""
         mark, text, found = len(self.ctx), "", False
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
         try:
             for k, token in enumerate(gen):
-                if self.b.is_eog(token) or k >= 8:
+                if self.b.is_eog(token) or k >= 24:  # a fenced `{"name": ...` takes ~12 tokens
                     break
                 self.ctx.append(token)
                 text += decoder.decode(self.b.detokenize([token]))
