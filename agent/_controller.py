@@ -161,7 +161,7 @@ class Controller:
                 match = yield from self._free(free)
                 if match is None:
                     break
-                named = match.group("name") or match.group("fname")
+                named = match.groupdict().get("name") or match.groupdict().get("fname")
                 invented = named if named and named not in self.tools else None
                 yield from self._call(list(self.tools.values()), invented, pythonic=bool(match.groupdict().get("py")))
         except _Stop as stop:
@@ -212,6 +212,7 @@ class Controller:
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
         trigger_at, match = None, None
         suspect = None  # a trigger match that also occurs in a tool result
+        fake = 0  # length of a `<tool_response>` tag the model wrote itself (0: none)
         try:
             for token in gen:
                 if self.b.is_eog(token):
@@ -239,11 +240,18 @@ class Controller:
                     yield from self._emit(pending[:cut])
                     held_from += cut
                     pending = pending[cut:]
-                    if m and not m.partial and m.group("fake"):  # it is making up a tool result
-                        self.warnings.append("the model began writing a tool result itself; its turn was ended there")
-                        pending = ""
-                        break
-                    if m and not m.partial and self._in_a_result(m.group(0)):
+                    if m and not m.partial and m.group("fake"):
+                        fake = len(m.group(0))  # a tool result it writes itself, or a call in that tag?
+                    if fake:
+                        call = _CALL_IN_RESULT.match(pending[fake:], partial=True)
+                        if call is None:  # it is making up a tool result
+                            self.warnings.append("the model began writing a tool result itself; its turn was ended there")
+                            pending = ""
+                            break
+                        if not call.partial:  # Qwen2.5-Coder writes calls as <tool_response>{"function": ...}
+                            trigger_at, match = held_from, call
+                            break
+                    elif m and not m.partial and self._in_a_result(m.group(0)):
                         suspect = m  # decide when the copy ends or departs from the result
                     elif m and not m.partial:
                         trigger_at, match = held_from, m
@@ -494,6 +502,10 @@ class Controller:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
+
+
+# a call written inside a `<tool_response>` tag the model opened itself
+_CALL_IN_RESULT = regex.compile(r'\s*\{\s*"(?:name|function)"\s*:\s*"(?P<name>[^"\\\n]{0,64})"')
 
 
 def _call_request(name: str) -> regex.Pattern[str]:

@@ -397,3 +397,16 @@ def test_a_call_written_with_a_function_key_is_caught():
     final = check_stream(events_of(agent))
     assert [(c.name, c.arguments) for c in final.tool_calls] == [("calculator", {"expression": "2+2"})]
     assert final.answer == "Sure. 4 [1]."
+
+
+def test_a_call_written_inside_a_tool_response_tag_is_a_call():
+    """Qwen2.5-Coder-1.5B, given search tools, wrote `<tool_response>{"function": "search", ...}`:
+    a call in the wrong tag is still a call; a tool result the model makes up still ends the turn."""
+    own = '<tool_response>\n{\n  "function": "calculator",\n  "arguments": {"expression": "2+2"}\n}\n</tool_response>'
+    agent, backend = agent_for([chunks(own, 3), chunks(CALL), ["4 [1]."]])
+    final = check_stream(events_of(agent))
+    assert [(c.name, c.arguments) for c in final.tool_calls] == [("calculator", {"expression": "2+2"})]
+    assert final.answer == "4 [1]." and "<tool_response>\n{" not in backend.detokenize(backend.held).decode()
+    agent, _ = agent_for([["Sure. ", *chunks("<tool_response>\nThe answer is 5.</tool_response>", 3)], ["never"]])
+    final = check_stream(events_of(agent))
+    assert final.answer == "Sure. " and not final.tool_calls and "began writing a tool result" in final.warnings[-1]
