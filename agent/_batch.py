@@ -21,6 +21,7 @@ on its lock, so more than 1 only helps with backends that serve requests in para
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
@@ -70,9 +71,11 @@ def run_batch(
     """Answer every question not yet in `output`, appending one JSON line per question.
 
     `agent`: an `Agent` to use; else one is made from `model`, `tools` (default: the default
-    tools) and the agent keyword arguments in `options` (n_ctx, seed, system, ...). The other
-    `options` (tool_choice, max_tokens, ...) apply to every question. `cancel`: set it to stop
-    after the questions in flight.
+    tools) and the agent keyword arguments in `options` (n_ctx, system, temperature, top_k,
+    top_p, min_p, repeat_penalty, seed, call_greedy, draft: see `agent_options`; with `agent`
+    they are an error). The other `options` (tool_choice, max_tokens, ...) apply to every
+    question. Each question browses on its own (`per_answer`). `cancel`: set it to stop after
+    the questions in flight.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
@@ -89,9 +92,13 @@ def run_batch(
             summary.skipped += 1
             continue
         todo.append((key, record, problem))
+    agent_kwargs = {k: v for k, v in options.items() if k in agent_options()}
+    if agent is not None and agent_kwargs:
+        raise ConfigError(f"{sorted(agent_kwargs)} configure the Agent: pass them to Agent(...), or pass `model` "
+                          "instead of `agent`")
     if agent is None and any(p is None for _, _, p in todo):
-        agent = _make_agent(model, tools, options)
-    run_options = {k: v for k, v in options.items() if k not in _AGENT_KWARGS}
+        agent = _make_agent(model, tools, agent_kwargs)
+    run_options = {k: v for k, v in options.items() if k not in agent_kwargs}
     cancel = cancel or threading.Event()
     lock = threading.Lock()
     _repair_tail(out_path)
@@ -146,9 +153,11 @@ def answer_one(
 ) -> dict[str, Any] | None:
     """One output line for one input record; an exception becomes the line's `error`.
     None when the run was cancelled during this question (nothing to write)."""
+    from ._server import per_answer
+
     try:
         final = None
-        for event in agent.stream(record["question"], cancel=cancel, **options):
+        for event in per_answer(agent).stream(record["question"], cancel=cancel, **options):
             final = event
         if final.stop_reason == "cancelled" and cancel.is_set():  # type: ignore[union-attr]
             return None  # not written: a resumed run asks it again
@@ -160,14 +169,20 @@ def answer_one(
         return {**record, "answer": None, "error": {"type": type(exc).__name__, "message": str(exc) or repr(exc)}}
 
 
-_AGENT_KWARGS = {"system", "format", "n_ctx", "seed", "temperature"}
+def agent_options() -> frozenset[str]:
+    """The keyword arguments that configure `Agent(...)` itself (system, n_ctx, the sampling
+    settings, draft, ...), read from its signature so that none is dropped as it grows; the
+    other options (tool_choice, max_tokens, ...) apply per question."""
+    from tooltoken import Agent
+
+    params = inspect.signature(Agent.__init__).parameters.values()
+    return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def _make_agent(model: Any, tools: Any, options: dict[str, Any]) -> Any:
+def _make_agent(model: Any, tools: Any, kw: dict[str, Any]) -> Any:
     from tooltoken import Agent
     from tooltoken.tools import default_tools
 
-    kw = {k: v for k, v in options.items() if k in _AGENT_KWARGS}
     return Agent(model=model, tools=default_tools() if tools is None else tools, **kw)
 
 

@@ -20,6 +20,13 @@ __all__ = ["register"]
 out, err = Console(), Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", help="A TOML settings file (else $TOOLTOKEN_CONFIG, else the user config).")
+# sampling, as in `chat` and `ask` (tooltoken.Sampling); tool calls stay greedy unless call_greedy = false
+TemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature (default 0: greedy).")
+TopKOpt = typer.Option(None, "--top-k", help="Sample from the k most likely tokens (default 40; 0: no cut).")
+TopPOpt = typer.Option(None, "--top-p", help="Sample from the top tokens up to this mass (default 0.95).")
+MinPOpt = typer.Option(None, "--min-p", help="Drop tokens below min-p x the top probability (default 0.05).")
+RepeatPenaltyOpt = typer.Option(None, "--repeat-penalty", help="Penalty on recent tokens (default 1: none).")
+SeedOpt = typer.Option(None, "--seed", help="Sampling seed (default 0; -1: random).")
 
 
 def _settings(config: Optional[Path], **flags: Any) -> Any:
@@ -48,12 +55,19 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Answer tokens per question."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Questions in flight at once."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Ask again the questions that failed before."),
+    temperature: Optional[float] = TemperatureOpt,
+    top_k: Optional[int] = TopKOpt,
+    top_p: Optional[float] = TopPOpt,
+    min_p: Optional[float] = MinPOpt,
+    repeat_penalty: Optional[float] = RepeatPenaltyOpt,
+    seed: Optional[int] = SeedOpt,
 ) -> None:
     """Answer a JSONL file of questions into a JSONL file of answers with citations (resumable)."""
     from tooltoken._batch import run_batch
 
     s = _settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
-                  concurrency=concurrency)
+                  concurrency=concurrency, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                  repeat_penalty=repeat_penalty, seed=seed)
     agent = _agent(s)
     columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -93,14 +107,23 @@ def serve(
     rate_limit: Optional[float] = typer.Option(None, "--rate-limit", help="Requests per minute per client (0: off)."),
     max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Requests admitted at once (503 above)."),
     served_model_name: Optional[str] = typer.Option(None, "--served-model-name", help="Model id in the API."),
+    temperature: Optional[float] = TemperatureOpt,
+    top_k: Optional[int] = TopKOpt,
+    top_p: Optional[float] = TopPOpt,
+    min_p: Optional[float] = MinPOpt,
+    repeat_penalty: Optional[float] = RepeatPenaltyOpt,
+    seed: Optional[int] = SeedOpt,
 ) -> None:
-    """Serve the agent as an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    """Serve the agent as an OpenAI-compatible API (/v1/chat/completions, /v1/models). Sampling is
+    set here, for every request (a request's temperature, seed, ... are ignored)."""
     from tooltoken._server import create_app
     from tooltoken._server import serve as run_server
 
     s = _settings(config, model=model, host=host, port=port, api_key=api_key, tools=tools, tool_choice=tool_choice,
                   max_tokens=max_tokens, max_tokens_cap=max_tokens_cap, max_body_bytes=max_body_bytes,
-                  rate_limit=rate_limit, max_queue=max_queue, served_model_name=served_model_name)
+                  rate_limit=rate_limit, max_queue=max_queue, served_model_name=served_model_name,
+                  temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                  seed=seed)
     agent = _agent(s)
     key = s.api_key.get_secret_value() if s.api_key is not None else None
     app = create_app(agent, served_model_name=s.served_model_name, api_key=key, max_body_bytes=s.max_body_bytes,

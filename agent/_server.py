@@ -33,8 +33,10 @@ server answers with the one agent it was started with, as it was configured.
 Limits: `api_key` (a bearer token; 401 without it), `max_body_bytes` (413), a per-client rate
 limit in requests per minute keyed by the peer address (429 with Retry-After), and `max_queue`
 requests admitted at once (503 above). Admitted requests wait their turn on the model: the
-agent's lock serialises them, since one llama.cpp context is not thread-safe. A client that
-disconnects mid-stream cancels its answer.
+agent's lock serialises them, since one llama.cpp context is not thread-safe. Each request
+browses on its own (`per_answer`: new Browser state over the shared index), so one client never
+sees another's search results or open document. A client that disconnects mid-stream cancels
+its answer.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from tooltoken.tools import ConfigError
 
-__all__ = ["StopFilter", "agent_messages", "aiter_in_thread", "create_app", "serve"]
+__all__ = ["StopFilter", "agent_messages", "aiter_in_thread", "create_app", "fresh_tools", "per_answer", "serve"]
 
 _ROLES = ("system", "user", "assistant", "tool")
 
@@ -119,6 +121,67 @@ def _text(content: Any, i: int) -> str:
                                    param="messages")
         return "".join(parts)
     raise RequestError(400, f"messages[{i}]: content must be a string or a list of text parts", param="messages")
+
+
+def per_answer(agent: Any) -> Any:
+    """`agent` with its per-answer tool state made new: a shallow copy (same model, lock, options)
+    whose `Browser` tools come from new `Browser`s over the same search backends. The index is
+    shared; the last results and the open document are not, so one client's (or question's)
+    browsing never shows in another's answer, nor in its call grammar. Other tools are shared as
+    they are. Returns `agent` itself when it has no Browser tools (or no `tools` at all: any
+    object with a `stream` method will do where an Agent is expected).
+    """
+    import copy
+
+    old = getattr(agent, "tools", None) or []
+    tools = fresh_tools(old)
+    if all(a is b for a, b in zip(tools, old)):
+        return agent
+    clone = copy.copy(agent)
+    clone.tools = tools
+    return clone
+
+
+def fresh_tools(tools: list[Any]) -> list[Any]:
+    """`tools` with each Browser's tools replaced by the same-named action of a new Browser.
+
+    A tool keeps its own name, description and timeout (it may have been renamed or given a
+    timeout after `Browser.tools()`); only the function and its call grammar are rebound."""
+    from dataclasses import replace
+
+    from tooltoken.tools import Browser
+
+    made: dict[int, dict[str, Any]] = {}  # id(old browser) -> {function name: new tool}
+    out = []
+    for t in tools:
+        browser = _browser_of(t, Browser)
+        if browser is None:
+            out.append(t)
+            continue
+        if id(browser) not in made:
+            new = Browser(browser.backend, k=browser.k, page_lines=browser.page_lines, width=browser.width)
+            made[id(browser)] = {x.fn.__name__: x for x in new.tools()}
+        twin = made[id(browser)].get(t.fn.__name__)
+        if twin is None:  # not one of the four actions: share it rather than guess
+            out.append(t)
+            continue
+        out.append(replace(t, fn=twin.fn, grammar_parameters=twin.grammar_parameters))
+    return out
+
+
+def _browser_of(t: Any, browser_type: type) -> Any:
+    """The Browser a tool from `Browser.tools()` acts on (its function closes over it), or None."""
+    bound = getattr(t.grammar_parameters, "__self__", None)
+    if isinstance(bound, browser_type):
+        return bound
+    for cell in getattr(t.fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, browser_type):
+            return value
+    return None
 
 
 class StopFilter:
@@ -426,6 +489,7 @@ async def _events(agent: Any, messages: list[dict], options: dict[str, Any], sto
     cancel = threading.Event()
     stopper = StopFilter(stops)
     shown: list[str] = []
+    agent = per_answer(agent)  # this request's own browsing state (see per_answer)
     async for event in aiter_in_thread(lambda: agent.stream(messages, cancel=cancel, **options), cancel):
         if isinstance(event, TextDelta):
             text = stopper.feed(event.text)

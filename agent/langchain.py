@@ -21,9 +21,9 @@
   `response_metadata["tooltoken"]`. `with_structured_output` forces a call to the schema, so
   every method (function_calling, json_schema, json_mode) is grammar-constrained JSON.
 
-Not handled: images and other non-text content (a ValueError), per-call `temperature` (set it on
-the model: it is fixed when the model is loaded), `max_retries` (accepted; a local model is not
-retried).
+Not handled: images and other non-text content (a ValueError), per-call `temperature` or other
+sampling settings (set them on the model: they are fixed when the model is loaded), `max_retries`
+(accepted; a local model is not retried).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tooltoken.tools import ConfigError, Tool
 
-from ._server import StopFilter, agent_messages, aiter_in_thread, extra
+from ._server import StopFilter, agent_messages, aiter_in_thread, extra, per_answer
 
 __all__ = ["ChatTooltoken", "TooltokenRetriever", "from_langchain_tool", "to_langchain_tool", "to_langchain_tools"]
 
@@ -161,6 +161,14 @@ class ChatTooltoken(BaseChatModel):
     """tooltoken tools the agent runs itself, mid-answer."""
     system: str | None = None
     temperature: float = 0.0
+    """Sampling (see `tooltoken.Sampling`): temperature 0 is greedy; tool calls and structured
+    output are written greedily at any temperature unless `call_greedy=False`. These configure the
+    model loaded from `model`; an `agent` given samples as it was made."""
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    call_greedy: bool = True
     max_tokens: int | None = None
     stop: list[str] | None = None
     n_ctx: int = 4096
@@ -189,8 +197,12 @@ class ChatTooltoken(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "n_ctx": self.n_ctx, "seed": self.seed}
+        return {"model": self.model_name, "max_tokens": self.max_tokens, "n_ctx": self.n_ctx,
+                **self._sampling()}
+
+    def _sampling(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "min_p": self.min_p,
+                "repeat_penalty": self.repeat_penalty, "seed": self.seed, "call_greedy": self.call_greedy}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -270,7 +282,7 @@ class ChatTooltoken(BaseChatModel):
             own = list(self.agent.tools) if self.agent is not None else []
             kw: dict[str, Any] = {"system": self.system}
             if self.agent is None or model is not None:
-                kw.update(n_ctx=self.n_ctx, seed=self.seed, temperature=self.temperature)
+                kw.update(n_ctx=self.n_ctx, **self._sampling())
             elif self.system is None:
                 kw["system"] = self.agent.system
             agent = Agent(model=base, tools=[*own, *self.tools, *stand_ins], **kw)
@@ -288,7 +300,7 @@ class ChatTooltoken(BaseChatModel):
         if kwargs:
             raise ValueError(f"ChatTooltoken does not take {sorted(kwargs)} per call "
                              "(valid: tools, tool_choice, model, max_tokens, stop)")
-        agent = self._agent_for(model, bound)
+        agent = per_answer(self._agent_for(model, bound))  # the agent is cached; its browsing state is not
         names = [t["function"]["name"] for t in bound]
         options: dict[str, Any] = {}
         mapped = _tool_choice(choice, names)

@@ -13,11 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-try:
-    from tooltoken import run_batch
-except ImportError:  # a build that does not export it yet
-    from tooltoken._batch import run_batch
-
+from tooltoken import run_batch
 from tooltoken.tools.calculator import calculator
 
 QUESTIONS = [

@@ -14,6 +14,7 @@ import pytest
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, tool
 from tooltoken._batch import run_batch
+from tooltoken.tools import Browser, ConfigError, Document, Hit
 
 CALL = '{"name": "calculator", "arguments": {"expression": "2+2"}}'
 
@@ -151,6 +152,64 @@ def test_concurrency_and_cancel(tmp_path):
 def test_questions_from_python_objects(tmp_path):
     summary = run_batch([{"id": "p", "question": "hi"}], tmp_path / "a.jsonl", agent=FakeAgent())
     assert summary.answered == 1 and read(tmp_path / "a.jsonl")[0]["answer"] == "A:hi"
+
+
+@pytest.mark.unit
+def test_agent_settings_reach_the_agent_and_the_rest_each_question(tmp_path, monkeypatch):
+    """Every keyword of Agent(...) (the sampling settings included) configures the agent run_batch
+    makes; the others (max_tokens, tool_choice) go to each question."""
+    from dataclasses import fields
+
+    import tooltoken._agent
+    from tooltoken import Sampling
+    from tooltoken._batch import agent_options
+
+    loads = []
+
+    def load_backend(model, **kw):
+        loads.append((model, kw))
+        return ScriptedBackend([chunks("Hello there, friend.")])
+
+    monkeypatch.setattr(tooltoken._agent, "load_backend", load_backend)
+    sampling = {"temperature": 0.7, "top_k": 5, "top_p": 0.5, "min_p": 0.1, "repeat_penalty": 1.2, "seed": 7,
+                "call_greedy": False}
+    assert {f.name for f in fields(Sampling)} <= agent_options()
+    q = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "hi"}])
+    summary = run_batch(q, tmp_path / "a.jsonl", model="some.gguf", tools=[], n_ctx=1024, max_tokens=5,
+                        tool_choice="none", **sampling)
+    assert summary.answered == 1, summary.failures
+    [(model, kw)] = loads
+    assert model == "some.gguf" and kw["n_ctx"] == 1024 and {k: kw[k] for k in sampling} == sampling
+    [row] = read(tmp_path / "a.jsonl")
+    assert row["answer"] == "Hello there, fr" and row["stop_reason"] == "length"  # 5 tokens of 3 characters
+    with pytest.raises(ConfigError, match="top_k"):
+        run_batch(q, tmp_path / "b.jsonl", agent=FakeAgent(), top_k=5)  # an agent given: say so, do not drop it
+
+
+class Shelf:
+    """A one-document SearchBackend in memory."""
+
+    def search(self, query, k=5):
+        return [Hit("tolstoy", "War and Peace", "A novel by Leo Tolstoy.", 1.0)]
+
+    def get(self, id):
+        return Document("tolstoy", "War and Peace", "War and Peace is a novel by Leo Tolstoy.")
+
+
+@pytest.mark.unit
+def test_each_question_browses_on_its_own(tmp_path):
+    """The document q1 opened is not open in q2 (with concurrency it would be a race)."""
+    browser = Browser(Shelf())
+    agent = Agent(ScriptedBackend([
+        ["<tool_call>"], chunks('{"name": "open", "arguments": {"id": "tolstoy"}}'), chunks("Read [1]."),
+        ["<tool_call>"], chunks('{"name": "find", "arguments": {"text": "Tolstoy"}}'), chunks("None [1]."),
+    ]), tools=browser.tools())
+    q = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "open it"}, {"id": 2, "question": "find it"}])
+    assert run_batch(q, tmp_path / "a.jsonl", agent=agent).answered == 2
+    first, second = (r["tool_results"][0] for r in read(tmp_path / "a.jsonl"))
+    assert not first["error"] and "Leo Tolstoy" in first["content"]
+    assert second["error"] and "no document is open" in second["content"], second
+    assert browser.document is None  # the agent's own Browser was never used
 
 
 @pytest.mark.integration

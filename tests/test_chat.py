@@ -3,7 +3,8 @@
 The unit tests check the drawing of one answer (tool lines, footnotes) on a recorded console.
 The integration tests start `tooltoken chat` on SmolLM2-135M inside tmux, type into it with
 send-keys and assert on capture-pane: the streamed answer, the tool line with its duration, the
-footnote, the slash commands, input history (Up arrow), Ctrl-C stopping an answer, Ctrl-D leaving.
+footnote, the slash commands (/tools, /sources, /help, /model, /prompt, /save, /reset), input
+history (Up arrow), Ctrl-C stopping an answer, Ctrl-D leaving.
 """
 
 from __future__ import annotations
@@ -173,6 +174,16 @@ def test_chat_in_a_terminal(tmux, smollm2_path, chat_env, tmp_path):
         body = screen[screen.rindex("← [1]"):screen.rindex("Sources")]
         assert body.strip().splitlines()[1:], screen
 
+        mark = len(term.screen())
+        term.type("/sources")  # the last answer's tool results in full
+        term.wait(r'\[1\] calculator\(\{"expression": .*\}\) · \d+ ms · (✓ cited|✗|not cited)', after=mark - 200)
+        mark = len(term.screen())
+        term.type("/help")
+        term.wait(r"^\s*/save FILE\s+save the conversation", after=mark - 200)
+        mark = len(term.screen())
+        term.type("/model")
+        term.wait(r"n_ctx=\d+", after=mark - 200)
+
         term.type("/prompt")
         term.wait(r"<\|im_start\|>system")
         save = tmp_path / "chat.md"
@@ -182,7 +193,7 @@ def test_chat_in_a_terminal(tmux, smollm2_path, chat_env, tmp_path):
         assert question in save.read_text()
 
         mark = len(term.screen())
-        term.keys("Up", "Up", "Up")  # readline history: back past /save and /prompt to the question
+        term.keys(*["Up"] * 6)  # readline history: back past /save, /prompt, /model, /help, /sources
         term.wait(r"^> " + re.escape(question) + r"\s*$", timeout=30, after=mark - 200)
         term.keys("C-u")
         term.keys("C-d")  # Ctrl-D leaves

@@ -32,6 +32,15 @@ def test_unknown_model_is_a_clear_error_not_a_traceback():
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("command", [["ask", "hi"], ["chat"], ["run", "q.jsonl", "-o", "a.jsonl"], ["serve"]])
+def test_sampling_flags_on_every_answering_command(command):
+    """--top-p 0 reaches the settings (and is refused there, before any model loads)."""
+    out = run(*command, "--model", "nope", "--top-p", "0", "--temperature", "0.5")
+    assert out.returncode == 1, out.stderr
+    assert "top_p" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.unit
 def test_import_tooltoken_is_light():
     code = "import sys, tooltoken, tooltoken.tools; print(sorted(m for m in ('torch', 'pymilvus', 'llama_cpp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from typing import Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 pytest.importorskip("langchain_tests")
 pytest.importorskip("llama_cpp")
@@ -99,6 +101,13 @@ class TestChatTooltokenIntegration(ChatModelIntegrationTests):
         return True
 
     @property
+    def model_override_value(self):
+        # the same weights by path: a distinct agent per model name, no second model in memory
+        from tooltoken._models import resolve_model
+
+        return str(resolve_model("smollm2-135m"))
+
+    @property
     def supports_json_mode(self):
         return True  # a forced call under the schema's grammar
 
@@ -107,9 +116,11 @@ class TestChatTooltokenIntegration(ChatModelIntegrationTests):
         super().test_agent_loop(model)
 
     # Structured output is a forced call under the schema's grammar; SmolLM2-135M, decoding
-    # greedily, then loops inside the free-text strings ("The cat is a cat, and it's a cat, and
-    # it's a cat, ...") until the call budget is spent, so no JSON closes. The same path passes
-    # on the scripted backend (test_langchain_unit) and with short arguments (test_tool_calling).
+    # greedily, then loops inside the Joke schema's free-text strings ("The cat is a cat, a cat
+    # is a cat, ...") until the call budget (max_call_tokens) is spent, so no JSON closes and
+    # the parser gets no tool call. The same path passes on the scripted backend
+    # (test_langchain_unit), with short arguments (test_tool_calling), and on this model with a
+    # closed-vocabulary schema (test_structured_output_on_a_closed_schema below).
     _LOOPS = "SmolLM2-135M repeats itself inside free-text JSON strings until max_call_tokens; see the comment"
 
     @pytest.mark.xfail(reason=_LOOPS, run=False)
@@ -133,3 +144,23 @@ class TestChatTooltokenIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason=_LOOPS, run=False)
     def test_json_mode(self, model):
         super().test_json_mode(model)
+
+
+class Sentiment(BaseModel):
+    """The sentiment of a review."""
+
+    label: Literal["positive", "negative"] = Field(description="positive or negative")
+    stars: int = Field(description="1 to 5")
+
+
+def test_structured_output_on_a_closed_schema():
+    """Every with_structured_output method on the real model, invoked and streamed: a schema whose
+    strings are an enum, so the grammar closes the JSON even on a 135M model decoding greedily."""
+    llm = ChatTooltoken(model="smollm2-135m", max_tokens=32, max_call_tokens=64)
+    good = "Review: 'I loved this film, wonderful acting.' What is its sentiment?"
+    bad = "Review: 'Terrible, boring, a waste of time.' What is its sentiment?"
+    for method in ("function_calling", "json_schema", "json_mode"):
+        result = llm.with_structured_output(Sentiment, method=method).invoke(good)
+        assert isinstance(result, Sentiment) and result.label == "positive", (method, result)
+    chunks = list(llm.with_structured_output(Sentiment.model_json_schema(), method="json_schema").stream(bad))
+    assert chunks and chunks[-1]["label"] == "negative" and isinstance(chunks[-1]["stars"], int), chunks

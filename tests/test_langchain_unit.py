@@ -189,3 +189,44 @@ def test_retriever_over_a_search_backend():
     assert docs[0].metadata["location"] == "wiki/a"
     short = TooltokenRetriever(backend=Backend(), full_text=False).invoke("who wrote", k=1)
     assert [d.page_content for d in short] == ["Leo Tolsto"]
+
+
+def test_sampling_settings_reach_the_model_it_loads(monkeypatch):
+    import tooltoken._agent
+    from scripted import ScriptedBackend as Scripted
+
+    loads = []
+
+    def load_backend(model, **kw):
+        loads.append((model, kw))
+        return Scripted([chunks("Hi.")])
+
+    monkeypatch.setattr(tooltoken._agent, "load_backend", load_backend)
+    sampling = {"temperature": 0.7, "top_k": 5, "top_p": 0.5, "min_p": 0.1, "repeat_penalty": 1.2, "seed": 7,
+                "call_greedy": False}
+    llm = ChatTooltoken(model="some.gguf", n_ctx=1024, **sampling)
+    assert llm.invoke("hi").content == "Hi."
+    [(model, kw)] = loads
+    assert model == "some.gguf" and kw["n_ctx"] == 1024 and {k: kw[k] for k in sampling} == sampling
+
+
+def test_each_call_browses_on_its_own():
+    """The agent is cached across calls; the document one call opened is not open in the next."""
+    from tooltoken.tools import Browser, Document, Hit
+
+    class Shelf:
+        def search(self, query, k=5):
+            return [Hit("tolstoy", "War and Peace", "A novel by Leo Tolstoy.", 1.0)]
+
+        def get(self, id):
+            return Document("tolstoy", "War and Peace", "War and Peace is a novel by Leo Tolstoy.")
+
+    browser = Browser(Shelf())
+    llm, _ = chat_on([["<tool_call>"], chunks('{"name": "open", "arguments": {"id": "tolstoy"}}'), chunks("Read [1]."),
+                      ["<tool_call>"], chunks('{"name": "find", "arguments": {"text": "Tolstoy"}}'), chunks("No [1].")],
+                     tools=browser.tools())
+    first = llm.invoke("Open it.").response_metadata["tooltoken"]["tool_results"][0]
+    second = llm.invoke("Find Tolstoy.").response_metadata["tooltoken"]["tool_results"][0]
+    assert not first["error"] and "Leo Tolstoy" in first["content"]
+    assert second["error"] and "no document is open" in second["content"], second
+    assert browser.document is None

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, tool
 from tooltoken._server import RateLimiter, StopFilter, agent_messages, create_app
+from tooltoken.tools import Browser, Document, Hit
 
 pytestmark = pytest.mark.unit
 
@@ -210,3 +211,61 @@ def test_replayed_conversations_read_like_the_agents_own():
         {"role": "assistant", "content": '<tool_call>\n{"name": "calculator", "arguments": {"expression": "2+2"}}\n</tool_call>'},
         {"role": "user", "content": "<tool_response>\n[1] calculator\n4\n</tool_response>"},
     ]
+
+
+DOCS = {"tolstoy": Document("tolstoy", "War and Peace", "War and Peace is a novel by Leo Tolstoy."),
+        "defoe": Document("defoe", "Robinson Crusoe", "Robinson Crusoe is a novel by Daniel Defoe.")}
+
+
+class Shelf:
+    """A two-document SearchBackend in memory."""
+
+    def search(self, query, k=5):
+        return [Hit(d.id, d.title, d.text, 1.0, d.location) for d in DOCS.values()][:k]
+
+    def get(self, id):
+        return DOCS[id]
+
+
+def test_each_request_browses_on_its_own():
+    """One client's open document is not another's: a find with no open() of its own fails."""
+    browser = Browser(Shelf())
+    agent = Agent(ScriptedBackend([
+        ["<tool_call>"], chunks('{"name": "open", "arguments": {"id": "tolstoy"}}'), chunks("Read [1]."),
+        ["<tool_call>"], chunks('{"name": "find", "arguments": {"text": "Tolstoy"}}'), chunks("Nothing [1]."),
+    ]), tools=browser.tools())
+    c = TestClient(create_app(agent, rate_limit=0))
+    first = ask(c, messages=[{"role": "user", "content": "Open the Tolstoy page."}]).json()["tooltoken"]
+    assert first["tool_results"][0]["error"] is False and "Leo Tolstoy" in first["tool_results"][0]["content"]
+    second = ask(c, messages=[{"role": "user", "content": "Find Tolstoy."}]).json()["tooltoken"]
+    result = second["tool_results"][0]
+    assert result["error"] is True and "no document is open" in result["content"], result
+    assert browser.document is None and browser.results == []  # the agent's own Browser was never used
+
+
+def test_per_answer_rebinds_only_browser_tools():
+    from dataclasses import replace
+
+    from tooltoken._server import fresh_tools, per_answer
+
+    browser = Browser(Shelf(), k=1, page_lines=7, width=60)
+    search, open_, find, quote = browser.tools()
+    renamed = replace(search, name="lookup", timeout=3.0)  # customised after Browser.tools()
+    tools = [calculator, renamed, open_, find, quote]
+    fresh = fresh_tools(tools)
+    assert fresh[0] is calculator
+    assert [(t.name, t.timeout) for t in fresh] == [(t.name, t.timeout) for t in tools]
+    assert all(a.fn is not b.fn for a, b in zip(fresh[1:], tools[1:]))
+    fresh[1].invoke({"query": "novel"})
+    fresh[2].invoke({"id": "1"})
+    assert browser.results == [] and browser.document is None  # the old state is untouched
+    assert fresh[4].call_parameters()["properties"]["text"]["enum"] == ["War and Peace is a novel by Leo Tolstoy."]
+    assert "enum" not in quote.call_parameters()["properties"]["text"]  # no document open in the old Browser
+    new = fresh[1].fn.__closure__[0].cell_contents
+    assert (new.backend, new.k, new.page_lines, new.width) == (browser.backend, 1, 7, 60)
+    agent = Agent(ScriptedBackend([]), tools=tools)
+    clone = per_answer(agent)
+    assert clone is not agent and clone.backend is agent.backend and clone._lock is agent._lock
+    assert clone.tools[0] is calculator and agent.tools == tools
+    plain = Agent(ScriptedBackend([]), tools=[calculator])
+    assert per_answer(plain) is plain

@@ -34,12 +34,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class InFlight:
+    """ASGI wrapper: how many chat completions the server holds at once (now and at most)."""
+
+    def __init__(self, app):
+        self.app, self.now, self.most = app, 0, 0
+
+    async def __call__(self, scope, receive, send):
+        counted = scope["type"] == "http" and scope["path"].endswith("/chat/completions")
+        if counted:  # one event loop: no lock needed
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if counted:
+                self.now -= 1
+
+
 @pytest.fixture(scope="module")
-def server(smollm2_path):
+def served(smollm2_path):
     import uvicorn
 
     agent = Agent(model=smollm2_path, tools=[calculator], max_tokens=24, max_call_tokens=48)
-    app = create_app(agent, api_key=KEY, max_tokens_cap=32, rate_limit=0)
+    app = InFlight(create_app(agent, api_key=KEY, max_tokens_cap=32, rate_limit=0))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False,
                                         lifespan="off"))
@@ -49,9 +67,14 @@ def server(smollm2_path):
     while not srv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
+    yield f"http://127.0.0.1:{port}/v1", app
     srv.should_exit = True
     thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
 
 
 @pytest.fixture
@@ -124,6 +147,24 @@ def test_concurrent_requests_queue_on_one_model(client):
     for t in threads:
         t.join(600)
     assert not errors and len(results) == 3
+
+
+def test_run_batch_sends_questions_concurrently_to_a_server_backend(served, tmp_path):
+    """run_batch over OpenAIBackend: `concurrency` requests in flight at the server at once (they
+    queue there on its one model), every answer written with its passthrough fields."""
+    from tooltoken import OpenAIBackend, run_batch
+
+    url, inflight = served
+    agent = Agent(OpenAIBackend(url, "tooltoken", api_key=KEY, timeout=600, max_retries=0))
+    questions = [{"id": f"q{i}", "question": f"Count to {i + 2}.", "n": i} for i in range(4)]
+    inflight.most = 0
+    summary = run_batch(questions, tmp_path / "a.jsonl", agent=agent, concurrency=3, max_tokens=8)
+    assert (summary.answered, summary.failed) == (4, 0), summary.failures
+    assert inflight.most >= 2, inflight.most  # the requests overlapped
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["q0", "q1", "q2", "q3"]
+    assert all(isinstance(r["answer"], str) and r["n"] == int(r["id"][1]) and r["usage"]["completion_tokens"] > 0
+               for r in rows), rows
 
 
 def test_serve_command(smollm2_path, tmp_path):
