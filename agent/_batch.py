@@ -153,7 +153,7 @@ def answer_one(
 ) -> dict[str, Any] | None:
     """One output line for one input record; an exception becomes the line's `error`.
     None when the run was cancelled during this question (nothing to write)."""
-    from ._server import per_answer
+    from ._per_answer import per_answer
 
     try:
         final = None

@@ -26,7 +26,7 @@ from tooltoken.tools import Tool
 
 from ._backend import Backend, GenerateStats
 from ._citations import check_citations
-from ._events import Citation, Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
+from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
 from ._calls import balanced, first_json
 from ._formats import Call, Format, trigger_pattern
 from ._template import Piece

@@ -188,7 +188,7 @@ def answer(agent: Any, question: Any, history: list, view: AnswerView, on_stop: 
     The answer runs in a worker thread so that Ctrl-C here only sets its cancel event: the
     controller stops at the next token and still sends its Final (stop_reason "cancelled").
     A second Ctrl-C stops waiting for it."""
-    from tooltoken._server import per_answer
+    from tooltoken._per_answer import per_answer
 
     cancel = threading.Event()
     events: queue.Queue = queue.Queue()

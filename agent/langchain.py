@@ -58,7 +58,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tooltoken.tools import ConfigError, Tool
 
-from ._server import StopFilter, agent_messages, aiter_in_thread, extra, per_answer
+from ._per_answer import per_answer
+from ._server import StopFilter, agent_messages, aiter_in_thread, extra
 
 __all__ = ["ChatTooltoken", "TooltokenRetriever", "from_langchain_tool", "to_langchain_tool", "to_langchain_tools"]
 

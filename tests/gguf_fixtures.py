@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 SKIP = {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.chat_template", "llama.vocab_size",
         "tokenizer.ggml.eos_token_id", "general.architecture"}

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from tooltoken import Agent, ConfigError, Final, TextDelta, ToolCall, ToolResult, tool  # noqa: E402
+from tooltoken import Agent, ConfigError, Final, TextDelta, ToolCall, tool  # noqa: E402
 from tooltoken._openai import OpenAIBackend  # noqa: E402
 
 pytestmark = pytest.mark.unit

@@ -246,7 +246,7 @@ def test_each_request_browses_on_its_own():
 def test_per_answer_rebinds_only_browser_tools():
     from dataclasses import replace
 
-    from tooltoken._server import fresh_tools, per_answer
+    from tooltoken._per_answer import fresh_tools, per_answer
 
     browser = Browser(Shelf(), k=1, page_lines=7, width=60)
     search, open_, find, quote = browser.tools()
