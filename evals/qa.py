@@ -21,16 +21,14 @@ cite the result used. Scores:
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tooltoken.tools import ConfigError
 
 from ._backends import load_backend
 from .metrics import citation_precision, contains_match
-from .runner import EvalConfig, model_for, model_name, spread
+from .runner import EvalConfig, data_rows, model_for, model_name, spread
 
 __all__ = ["QASuite", "load_questions"]
 
@@ -47,19 +45,9 @@ def _default_data() -> Path:
 
 def load_questions(path: str | Path | None = None) -> list[dict[str, Any]]:
     path = Path(path) if path is not None else _default_data()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the qa data {path}: {exc}") from None
     items = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            question, answers = row["question"], row["answers"]
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path}:{n}: each line must be a JSON object with question and answers") from None
+    for n, row in data_rows(path, ("question", "answers"), "qa"):
+        question, answers = row["question"], row["answers"]
         answers = [answers] if isinstance(answers, str) else [str(a) for a in answers]
         items.append({"id": str(row.get("id", n)), "category": str(row.get("category", "")),
                       "question": str(question), "answers": answers, "doc_id": row.get("doc_id")})

@@ -16,7 +16,6 @@ by the same code on the same queries.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from tooltoken.tools import ConfigError
 
 from ._backends import hit_id, load_backend
 from .metrics import recall_at_k, reciprocal_rank
-from .runner import EvalConfig, spread
+from .runner import EvalConfig, data_rows, spread
 
 __all__ = ["RetrievalSuite", "load_queries"]
 
@@ -37,19 +36,9 @@ def _default_data() -> Path:
 def load_queries(path: str | Path | None = None) -> list[dict[str, Any]]:
     """Items from JSONL: `query` and `relevant_ids` (a list, or one id as a string); `id` optional."""
     path = Path(path) if path is not None else _default_data()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the retrieval data {path}: {exc}") from None
     items = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            query, relevant = row["query"], row["relevant_ids"]
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path}:{n}: each line must be a JSON object with query and relevant_ids") from None
+    for n, row in data_rows(path, ("query", "relevant_ids"), "retrieval"):
+        query, relevant = row["query"], row["relevant_ids"]
         relevant = [relevant] if isinstance(relevant, str) else [str(r) for r in relevant]
         items.append({"id": str(row.get("id", n)), "category": str(row.get("category", "")), "query": str(query),
                       "relevant_ids": relevant})

@@ -24,14 +24,14 @@ import importlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from tooltoken.tools import ConfigError
 
-__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "get_suite", "run_eval", "spread", "summarize"]
+__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "data_rows", "get_suite", "run_eval", "spread", "summarize"]
 
 #: progress(done, total, record): called once before the first item (record None) and after each item.
 ProgressFn = Callable[[int, int, "dict[str, Any] | None"], None]
@@ -112,6 +112,25 @@ def get_suite(config: EvalConfig) -> Suite:
         raise ConfigError(f"unknown eval suite {config.suite!r} (valid suites: {', '.join(SUITES)})")
     module, _, name = SUITES[config.suite].partition(":")
     return getattr(importlib.import_module(module), name)(config)
+
+
+def data_rows(path: Path, keys: tuple[str, ...], what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a JSONL data file whose rows must hold `keys`; blank lines skipped,
+    anything else a ConfigError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} data {path}: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not all(k in row for k in keys):
+                raise KeyError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path}:{n}: each line must be a JSON object with {' and '.join(keys)}") from None
+        yield n, row
 
 
 def spread(items: list[Any], limit: int | None) -> list[Any]:

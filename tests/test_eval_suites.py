@@ -155,3 +155,23 @@ def test_bfcl_scores_the_first_turn_with_all_its_calls(monkeypatch):
     record = bfcl.BFCLSuite(EvalConfig("bfcl")).run_item(item)
     assert record["tool_calls"] == [{"math.factorial": {"number": 5}}, {"math.factorial": {"number": 6}}]
     assert record["correct"] and record["stop_reason"] == "cancelled"
+
+
+def test_malformed_data_lines_name_their_file_and_line(tmp_path):
+    from tooltoken.evals.qa import load_questions
+    from tooltoken.evals.retrieval_suite import load_queries
+    from tooltoken.tools import ConfigError
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "q", "answers": "a"}\n\n"a string"\n')
+    with pytest.raises(ConfigError, match=r"qa.jsonl:3: each line must be a JSON object with question and answers"):
+        load_questions(qa)
+    rq = tmp_path / "r.jsonl"
+    rq.write_text('{"query": "q"}\n')
+    with pytest.raises(ConfigError, match=r"r.jsonl:1: .* query and relevant_ids"):
+        load_queries(rq)
+    with pytest.raises(ConfigError, match="cannot read the retrieval data"):
+        load_queries(tmp_path / "missing.jsonl")
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text('{"question": "q", "answers": "a"}\n')
+    assert load_questions(ok)[0]["answers"] == ["a"]
