@@ -55,6 +55,9 @@ class Options:
     # injection): the answer ends before it (stop reason "injected_call"), unless the user's own
     # words ask for that tool too
     injection_guard: bool = True
+    # tools with an inline trigger (the calculator: `195 × 144 =`) finish the answer's own text
+    inline_calls: bool = True
+    max_inline_calls: int = 64
 
 
 class _Stop(Exception):
@@ -95,6 +98,7 @@ class Controller:
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         self.trigger = trigger_pattern(list(self.tools), fmt.extra_triggers, fmt.pythonic)
+        self.inline = [t for t in tools if t.inline is not None] if options.inline_calls else []
         self.usage = Usage()
         self.stats = GenerateStats()
         self.calls: list[ToolCall] = []
@@ -161,6 +165,8 @@ class Controller:
                 match = yield from self._free(free)
                 if match is None:
                     break
+                if match is _INLINE:  # a tool finished the answer's own text; go on from there
+                    continue
                 named = match.groupdict().get("name") or match.groupdict().get("fname")
                 invented = named if named and named not in self.tools else None
                 yield from self._call(list(self.tools.values()), invented, pythonic=bool(match.groupdict().get("py")))
@@ -211,6 +217,7 @@ class Controller:
         self._check_limits()
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats)
         trigger_at, match = None, None
+        inline = None  # (tool, arguments, text) of an inline call the text ends with
         suspect = None  # a trigger match that also occurs in a tool result
         fake = 0  # length of a `<tool_response>` tag the model wrote itself (0: none)
         try:
@@ -256,6 +263,10 @@ class Controller:
                     elif m and not m.partial:
                         trigger_at, match = held_from, m
                         break
+                    elif self.inline and not pending and piece.endswith(("=", "= ")):
+                        inline = self._inline_hit()
+                        if inline is not None:
+                            break
                 else:
                     yield from self._emit(pending)
                     held_from += len(pending)
@@ -266,6 +277,9 @@ class Controller:
             raise
         finally:
             gen.close()
+        if inline is not None:
+            yield from self._inline_call(*inline)
+            return _INLINE
         if trigger_at is None:
             yield from self._emit(pending + self._decoder.decode(b"", final=True))
             return None
@@ -280,6 +294,33 @@ class Controller:
         if leftover:
             self.ctx += self.b.tokenize(leftover, special=False)
         return match
+
+    def _inline_hit(self) -> tuple[Tool, dict[str, Any], str] | None:
+        if self.usage.inline_calls >= self.opt.max_inline_calls:
+            return None
+        tail = "".join(self.answer)[-400:]
+        for tool in self.inline:
+            try:
+                hit = tool.inline(tail)  # type: ignore[misc]
+            except Exception as exc:  # a user's inline trigger failing is a warning, not an answer lost
+                self.warnings.append(f"{tool.name}'s inline trigger failed: {type(exc).__name__}: {exc}")
+                self.inline.remove(tool)
+                return None
+            if hit is not None:
+                return tool, hit[0], hit[1]
+        return None
+
+    def _inline_call(self, tool: Tool, arguments: dict[str, Any], text: str) -> Iterator[Event]:
+        """Write an inline tool's text as the answer's next words (Toolformer's `→ result`): no
+        call turn, no result turn, nothing to cite; the model goes on from the new text."""
+        self.usage.inline_calls += 1
+        call = ToolCall(f"inline_{self.usage.inline_calls}", tool.name, arguments, inline=True)
+        yield call
+        tokens = self.b.tokenize(text, special=False)
+        self.ctx += tokens
+        self.usage.inserted_tokens += len(tokens)
+        yield ToolResult(call.id, tool.name, text.strip(), 0)
+        yield from self._emit(text)
 
     def _in_a_result(self, text: str) -> bool:
         """Does `text` (whitespace aside) occur in a tool result of this answer? A model that
@@ -503,6 +544,8 @@ class Controller:
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
 
+
+_INLINE: Any = object()  # what _free returns after an inline call: not a trigger, not the end
 
 # a call written inside a `<tool_response>` tag the model opened itself
 _CALL_IN_RESULT = regex.compile(r'\s*\{\s*"(?:name|function)"\s*:\s*"(?P<name>[^"\\\n]{0,64})"')

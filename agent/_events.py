@@ -37,6 +37,9 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
     raw: str = ""  # what the model wrote, before canonicalisation
+    # made inside the answer's text (the calculator finishing `195 × 144 =`): its result is the
+    # answer's next words, not a result turn, and it has no [n] to cite
+    inline: bool = False
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Usage:
     inserted_tokens: int = 0  # call scaffolding and tool results written by the controller
     call_tokens: int = 0  # tokens of the calls in canonical form (opening, JSON, closing)
     tool_calls: int = 0
+    inline_calls: int = 0  # inline uses of a tool (ToolCall.inline), not counted in tool_calls
 
 
 @dataclass

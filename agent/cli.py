@@ -115,6 +115,8 @@ class AnswerView:
         self.text, self.printed = "", 0
 
     def tool_call(self, ev: Any) -> None:
+        if ev.inline:  # its result is the answer's next words; the text shows it
+            return
         self.end_text()
         line = Text()
         line.append(f"→ {ev.name or '?'}", style="cyan")
@@ -122,6 +124,8 @@ class AnswerView:
         self.console.print(line, highlight=False)
 
     def tool_result(self, ev: Any) -> None:
+        if ev.source == 0:  # an inline call's
+            return
         style = "red" if ev.error else "green"
         line = Text()
         line.append(f"← [{ev.source}] {_short(ev.content, 100)}", style=style)

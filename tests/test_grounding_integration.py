@@ -27,6 +27,14 @@ def test_calculator_call_gives_the_exact_product(smollm2_path):
         assert c.verified == (1 <= c.marker <= len(final.tool_results)) or c.quote
 
 
+def test_arithmetic_written_out_is_finished_by_the_calculator_inline(smollm2_path):
+    agent = Agent(smollm2_path, tools=[calculator], max_tokens=64)
+    final = agent.run("What is 195 * 144 + 17 * 23? Work it out step by step, writing each step as 'a * b = c'.")
+    assert final.usage.inline_calls >= 1
+    assert "28471" in final.answer  # 195 * 144 + 17 * 23
+    assert final.tool_calls == [] and final.stop_reason == "stop"
+
+
 def test_search_open_quote_yields_a_verified_quote_with_its_location(smollm2_path, tmp_path):
     browser = Browser(BM25Search.build(DOCS, tmp_path / "idx"))
     agent = Agent(smollm2_path, tools=browser.tools(), max_tokens=32)

@@ -67,6 +67,10 @@ class Tool:
     # Narrower argument schema for the call grammar, read at each call (e.g. quote: only
     # sentences of the open document). The prompt still declares `parameters`.
     grammar_parameters: Callable[[], dict[str, Any] | None] | None = None
+    # Use inside the answer's own text (Toolformer-style): given the answer so far, the call's
+    # arguments and the text to write next when the text ends in this tool's inline trigger, else
+    # None. Asked at every token that could end a trigger, so it must be fast and bounded.
+    inline: Callable[[str], tuple[dict[str, Any], str] | None] | None = None
 
     @classmethod
     def from_schema(

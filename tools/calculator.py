@@ -47,6 +47,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from ._calc_format import format_number
+from ._calc_inline import inline_arithmetic
 from ._errors import ToolError
 from ._tool import tool
 
@@ -405,3 +406,4 @@ calculator = tool(
         "floor, ceil, pi and e. Use it for any arithmetic instead of computing in your head."
     ),
 )
+calculator.inline = inline_arithmetic  # arithmetic written out in the answer is finished exactly

@@ -1,0 +1,100 @@
+"""The calculator inline: arithmetic the model writes out (`195 × 144 =`) is finished exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripted import ScriptedBackend
+from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
+from tooltoken.tools._calc_inline import inline_arithmetic
+from tooltoken.tools.calculator import calculator
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("text, expression, written", [
+    ("So he earns 195 × 144 =", "195 × 144", " 28080"),
+    ("   -2842 * -5436 = ", "-2842 * -5436", "15449112"),
+    ("\\[ 195 \\text{ pounds/day} \\times 144 \\text{ days/year} =", "195 * 144", " 28080"),
+    ("415 \\times 336 = 415 \\times (300 + 36) =", "415 * (300 + 36)", " 139440"),
+    ("\\frac{400}{1400} =", "((400)/(1400))", " 0.285714285714"),
+    ("Step 1: 6.666666666666666 - 4 =", "6.666666666666666 - 4", " 2.666666666667"),
+    ("the 12 months, so 12 * 12 =", "12 * 12", " 144"),
+    ("Total: $1,000 + 2 =", "1000 + 2", " 1002"),
+    ("(56 + -33) - 84 =", "(56 + -33) - 84", " -61"),
+    ("2^10 =", "2^10", " 1024"),
+    ("so, 12 * 12 =", "12 * 12", " 144"),
+])  # fmt: skip
+def test_plain_arithmetic_before_equals_is_finished(text, expression, written):
+    assert inline_arithmetic(text) == ({"expression": expression}, written)
+
+
+@pytest.mark.parametrize("text", [
+    "x + 5 - 6 =",         # algebra: the numbers are only part of the left side
+    "2x + 3 =",            # glued to a letter
+    "√16 + 2 =",           # after a symbol the calculator does not read
+    "f(2) * 3 =",          # a function call
+    "total = a * b =",     # names
+    "5 =",                 # nothing to compute
+    "(-3) =",
+    "if 3 + 4 ==",         # comparison, not an equation
+    "3 + 4 =\n",           # the line ended: the model wrote its own result
+    "7 / 0 =",             # the calculator refuses: the model goes on by itself
+    "9**9**9**9 =",        # too big: refused at once, never computed
+    "(3 + 4 =",            # unbalanced
+    "1,2 + 3 =",           # a comma glued to digits: not a separator we can read
+    "- 3 * 4 =",           # starts with an operator (a bullet, or the rest of something)
+])  # fmt: skip
+def test_anything_doubtful_is_left_to_the_model(text):
+    assert inline_arithmetic(text) is None
+
+
+def _agent(scripts, **kw):
+    backend = ScriptedBackend(scripts)
+    return Agent(backend, tools=[calculator], unsupported_notice=None, **kw), backend
+
+
+def test_the_exact_value_is_written_into_the_answer_and_the_model_goes_on():
+    # the model's own continuation would have been "28320" (Qwen2.5-Coder-1.5B did write that)
+    agent, backend = _agent([["He earns ", "195", " ×", " 144", " ="], [" pounds", " a year."]])
+    events = list(agent.stream("How much?"))
+    final = events[-1]
+    assert isinstance(final, Final) and final.stop_reason == "stop"
+    assert final.answer == "He earns 195 × 144 = 28080 pounds a year."
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer
+    (call,) = [e for e in events if isinstance(e, ToolCall)]
+    (result,) = [e for e in events if isinstance(e, ToolResult)]
+    assert call.inline and call.name == "calculator" and call.arguments == {"expression": "195 × 144"}
+    assert result.id == call.id and result.content == "28080" and result.source == 0
+    assert final.usage.inline_calls == 1 and final.usage.tool_calls == 0 and final.tool_calls == []
+    # the second generation continued from a context that ends in the inserted value
+    second = backend.requests[1][0]
+    assert backend.detokenize(second[-6:]).decode() == " 28080"
+    assert final.citations == []
+
+
+def test_inline_calls_can_be_turned_off_and_never_run_without_tools():
+    agent, _ = _agent([["3", " +", " 4", " =", " 8"]], inline_calls=False)
+    assert agent.run("?").answer == "3 + 4 = 8"
+    agent, _ = _agent([["3", " +", " 4", " =", " 8"]])
+    assert agent.run("?", tool_choice="none").answer == "3 + 4 = 8"
+
+
+def test_an_inline_trigger_that_raises_is_a_warning_not_a_lost_answer():
+    from dataclasses import replace
+
+    def broken(text):
+        raise RuntimeError("boom")
+
+    backend = ScriptedBackend([["3", " +", " 4", " =", " 7"]])
+    final = Agent(backend, tools=[replace(calculator, inline=broken)], unsupported_notice=None).run("?")
+    assert final.answer == "3 + 4 = 7" and final.stop_reason == "stop"
+    assert any("inline trigger failed" in w for w in final.warnings)
+
+
+def test_the_number_of_inline_calls_is_bounded():
+    step = [", ", "1", " +", " 1", " ="]
+    agent, _ = _agent([step, step, step + [" 3"]], max_inline_calls=2)
+    final = agent.run("?")
+    assert final.usage.inline_calls == 2
+    assert final.answer == ", 1 + 1 = 2, 1 + 1 = 2, 1 + 1 = 3"  # the third is the model's own

@@ -1,0 +1,91 @@
+"""The calculator inline: arithmetic the model writes out, finished by the calculator.
+
+    >>> inline_arithmetic("So he earns 195 × 144 =")
+    ({'expression': '195 * 144'}, ' 28080')
+    >>> inline_arithmetic("x + 5 - 6 =") is None    # algebra: the left side is not all numbers
+    True
+
+Toolformer's calculator worked inside the text: the model wrote `[Calculator(400 / 1400) →`, the
+API's answer was inserted, and decoding went on. Small models work problems out step by step
+and slip on the arithmetic itself (Qwen2.5-Coder-1.5B: "195 × 144 = 28320"); asked to call the
+calculator instead, they skip the reasoning. So the controller asks this function, each time the
+answer's text ends in `=`, whether the line before it is plain arithmetic; if it is, the
+calculator's exact value is written as the next tokens and the model goes on from there.
+
+What counts, decided here (anything doubtful is left to the model):
+- the left side is the last link of the line (`a = 2 + 3 =` → `2 + 3`), after LaTeX is read
+  (`\\times`, `\\cdot`, `\\div`, `\\frac{a}{b}`, `\\left(`, `\\text{units}` dropped) and
+  thousands separators and currency signs are removed;
+- it holds two numbers or more and an operator, and nothing but numbers, `+ - * / ^ × ÷ ·`,
+  parentheses and spaces;
+- it starts the line, or follows a word, `:`, an opening bracket, or `,` or `;` and a space; never right after a letter,
+  digit or other symbol (`2x + 3 =`, `√16 + 2 =`), and `==`, `<=`, `>=`, `!=` are not equations.
+Integers are written whole; other values as decimals of up to 12 places.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any
+
+from ._calc_format import _decimal, format_number
+from ._errors import ToolError
+
+__all__ = ["inline_arithmetic"]
+
+_ENDS_IN_EQUALS = re.compile(r"(?<![<>!=:=])=[ ]?\Z")
+_LATEX = [
+    (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}"), " "),
+    (re.compile(r"\\d?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}"), r"((\1)/(\2))"),
+    (re.compile(r"\\(?:times|cdot)"), "*"),
+    (re.compile(r"\\div"), "/"),
+    (re.compile(r"\\(?:left|right)\b"), ""),
+    (re.compile(r"\\[,;:! ]|~"), " "),
+    (re.compile(r"\\[\[\(]|[$£€¥]"), " "),
+]
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_SUFFIX = re.compile(r"[-+*/^×÷·−()\d.\s]*$")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_BINARY = re.compile(r"(?<=[\d)\s])\s*[-+*/^×÷·−]\s*(?=[-−]?[\d(])")
+_FOLLOWS = set(":([{")
+MAX_CHARS = 200
+
+
+def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
+    """(calculator arguments, the text to write next) when `text` ends in `<arithmetic> =`."""
+    end = _ENDS_IN_EQUALS.search(text[-MAX_CHARS - 2 :])
+    if end is None:
+        return None
+    head = text[-MAX_CHARS - 2 :][: end.start()]
+    line = head.rsplit("\n", 1)[-1].rsplit("=", 1)[-1]
+    for pattern, repl in _LATEX:
+        line = pattern.sub(repl, line)
+    line = _THOUSANDS.sub("", line)
+    suffix = _SUFFIX.search(line)
+    assert suffix is not None  # the pattern matches the empty string
+    raw = suffix.group()
+    before = line[: suffix.start() + len(raw) - len(raw.lstrip())]
+    expression = " ".join(raw.split())
+    if before and not before[-1].isspace() and before[-1] not in _FOLLOWS:
+        return None  # glued to a letter, digit or symbol: `2x + 3`, `√16 + 2`, `1,000.5`
+    if before.strip() and before.rstrip()[-1] not in _FOLLOWS | {",", ";"} and not before.rstrip()[-1].isalpha():
+        return None  # after a symbol: `% 3 * 4`, `' 3 * 4`
+    if expression[:1] in "+*/^×÷·" or expression[:2] in ("- ", "−"):
+        return None  # starts with an operator: the rest of something the model began earlier
+    if len(_NUMBER.findall(expression)) < 2 or not _BINARY.search(expression):
+        return None
+    from .calculator import evaluate
+
+    try:
+        value = evaluate(expression)
+    except ToolError:
+        return None
+    shown = _show(value)
+    return {"expression": expression}, (shown if text.endswith(" ") else " " + shown)
+
+
+def _show(value: Fraction | float) -> str:
+    if isinstance(value, Fraction) and value.denominator != 1:
+        return _decimal(value)
+    return format_number(value)
