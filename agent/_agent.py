@@ -76,9 +76,13 @@ class Agent:
         repeat_penalty: float = 1.0,
         call_greedy: bool = True,
         draft: str | None = None,
+        inline_tools: Sequence[Tool] = (),
         **options: Any,
     ) -> None:
         """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
+        `inline_tools`: tools used only inside the answer's own text (`Tool.inline`, such as the
+        calculator finishing `195 × 144 =`), not declared to the model; a tool in `tools` with an
+        inline trigger is used both ways.
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
@@ -95,6 +99,9 @@ class Agent:
             if not isinstance(t, Tool):
                 raise ConfigError(f"{t!r} is not a Tool: decorate the function with @tool")
         self.tools = list(tools)
+        self.inline_tools = [t for t in inline_tools if t.inline is not None]
+        if len(self.inline_tools) != len(inline_tools):
+            raise ConfigError("inline_tools must be Tools with an inline trigger (Tool.inline)")
         self.system = system
         self.options = _options(Options(), options)
         self.fmt: Format = detect_format(
@@ -153,7 +160,7 @@ class Agent:
             return
         pieces = agent.render(agent.messages(question, history))
         with self._lock:
-            controller = Controller(self.backend, self.fmt, self.tools, options, cancel)
+            controller = Controller(self.backend, self.fmt, self.tools, options, cancel, inline=self.inline_tools)
             yield from controller.run(pieces)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:

@@ -93,12 +93,13 @@ class _Span:
 
 class Controller:
     def __init__(self, backend: Backend, fmt: Format, tools: list[Tool], options: Options,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, inline: list[Tool] | None = None) -> None:
         self.b, self.fmt, self.opt = backend, fmt, options
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         self.trigger = trigger_pattern(list(self.tools), fmt.extra_triggers, fmt.pythonic)
-        self.inline = [t for t in tools if t.inline is not None] if options.inline_calls else []
+        on = options.inline_calls and options.tool_choice != "none"
+        self.inline = [t for t in [*tools, *(inline or [])] if t.inline is not None] if on else []
         self.usage = Usage()
         self.stats = GenerateStats()
         self.calls: list[ToolCall] = []
@@ -263,14 +264,14 @@ class Controller:
                     elif m and not m.partial:
                         trigger_at, match = held_from, m
                         break
-                    elif self.inline and not pending and piece.endswith(("=", "= ")):
-                        inline = self._inline_hit()
-                        if inline is not None:
-                            break
                 else:
                     yield from self._emit(pending)
                     held_from += len(pending)
                     pending = ""
+                if self.inline and not pending and piece.endswith(("=", "= ")):
+                    inline = self._inline_hit()
+                    if inline is not None:
+                        break
                 self._check_limits()
         except _Stop:
             yield from self._emit(pending)  # held text was text after all

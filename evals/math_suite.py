@@ -8,12 +8,18 @@ numbers) and `basic_arithmetic` (expressions of 2-6 terms of 1-4 digits), create
 `create_dataset(name, size=N, seed=--seed)`. Item i depends only on the seed and i, so a run with
 a larger `--limit` extends a smaller one and every run with the same seed sees the same items.
 
-Closed book, the model is asked to work step by step and to end with `Answer: <number>`. With
-tools, it is asked to write the computation as one calculator expression first, and the answer
-starts with a calculator call (`tool_choice="required"`; further calls are up to the model): left
-to choose, Qwen2.5-Coder-1.5B worked 7 of 7 problems out in its head and never called. Scoring is exact numeric equality (metrics.numeric_match) of the
-reply's final number with the generator's answer. `--limit N` is per generator; `--category`
-picks one generator.
+Both ways, the model is asked to work step by step and to end with `Answer: <number>`: the
+same prompt. With tools, the calculator works inline, as Toolformer's did: whenever the model's
+text ends in plain arithmetic and `=` (`195 × 144 =`), the calculator's exact value is written
+as the next tokens and the model goes on (tools/_calc_inline.py). The calculator is not declared
+to the model. Measured on Qwen2.5-Coder-1.5B (reasoning-gym seed 1, 8 items of each generator,
+`/tmp` script, 2026-11-26): declared as a tool, with the framework's citation instructions, the
+model scored 7 of 16 against 9 of 16 closed book (it wrote "Answer: [1]" and dropped minus
+signs); told to call it first (`tool_choice="required"`, an earlier version of this suite), it
+put the whole problem in one expression without working it out, and gsm_symbolic fell from 3/6
+to 1/6 (seed 0). Left to choose, it never called. Scoring is exact numeric equality
+(metrics.numeric_match) of the reply's final number with the generator's answer. `--limit N` is
+per generator; `--category` picks one generator.
 
 Defaults: `max_tokens` 400. reasoning-gym is an optional dependency (`tooltoken[eval]`).
 """
@@ -34,9 +40,6 @@ DEFAULT_SIZE = 50
 DEFAULT_MAX_TOKENS = 400
 SYSTEM = ("You are a careful math assistant. Solve the problem step by step. "
           "End your reply with a last line of the form 'Answer: <number>'.")
-SYSTEM_TOOLS = ("You are a careful math assistant. First write the computation the problem needs as one "
-                "calculator expression and call the calculator; then, from its result, state the answer. "
-                "End your reply with a last line of the form 'Answer: <number>'.")
 
 
 def _reasoning_gym() -> Any:
@@ -84,17 +87,20 @@ class MathSuite:
 
             cfg = self.config
             self._agent_obj = Agent(
-                model=model_for(cfg), tools=[calculator] if cfg.tools else [], n_ctx=cfg.n_ctx, seed=cfg.seed,
-                system=SYSTEM_TOOLS if cfg.tools else SYSTEM, grammar=cfg.grammar,
-                max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS, max_tool_calls=12,
-                # measured: left to choose ("auto"), Qwen2.5-Coder-1.5B did the arithmetic itself in 7 of 7
-                # problems and never called; so the answer starts with a call, later calls are free
-                tool_choice="required" if cfg.tools else "auto",
+                model=model_for(cfg), inline_tools=[calculator] if cfg.tools else [], n_ctx=cfg.n_ctx,
+                seed=cfg.seed, system=SYSTEM, grammar=cfg.grammar, max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS,
             )
         return self._agent_obj
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        final = self._agent().run(item["question"])
+        from tooltoken import Final, ToolCall
+
+        inline, final = [], None
+        for event in self._agent().stream(item["question"]):
+            if isinstance(event, ToolCall) and event.inline:
+                inline.append(event.arguments.get("expression", ""))
+            final = event
+        assert isinstance(final, Final)
         predicted = extract_number(final.answer)
         gold = parse_number(item["gold"])
         return {
@@ -103,6 +109,8 @@ class MathSuite:
             "predicted": None if predicted is None else _show(predicted),
             "correct": predicted is not None and predicted == gold,
             "tool_calls": [{c.name: c.arguments} for c in final.tool_calls],
+            "inline_calls": len(inline),
+            "inline_expressions": inline,
             "tool_errors": sum(1 for r in final.tool_results if r.error),
             "answer": final.answer[-1500:],
             "stop_reason": final.stop_reason,
@@ -113,7 +121,8 @@ class MathSuite:
         n = len(records) or 1
         return {
             "answered": round(sum(r.get("predicted") is not None for r in records) / n, 4),
-            "used_calculator": round(sum(bool(r.get("tool_calls")) for r in records) / n, 4),
+            "used_calculator": round(sum(bool(r.get("tool_calls") or r.get("inline_calls")) for r in records) / n, 4),
+            "inline_calls_per_item": round(sum(r.get("inline_calls", 0) for r in records) / n, 2),
         }
 
     def describe(self) -> dict[str, Any]:

@@ -98,3 +98,23 @@ def test_the_number_of_inline_calls_is_bounded():
     final = agent.run("?")
     assert final.usage.inline_calls == 2
     assert final.answer == ", 1 + 1 = 2, 1 + 1 = 2, 1 + 1 = 3"  # the third is the model's own
+
+
+def test_an_inline_only_tool_is_not_declared_and_still_finishes_the_text():
+    backend = ScriptedBackend([["195", " ×", " 144", " ="], [" in all."]])
+    agent = Agent(backend, tools=[], inline_tools=[calculator], unsupported_notice=None)
+    assert "calculator" not in agent.prompt("How much?")
+    final = agent.run("How much?")
+    assert final.answer == "195 × 144 = 28080 in all." and final.usage.inline_calls == 1
+
+
+def test_inline_tools_must_have_an_inline_trigger():
+    from tooltoken import ConfigError, tool
+
+    @tool
+    def plain(x: int) -> int:
+        """No inline trigger."""
+        return x
+
+    with pytest.raises(ConfigError, match="inline trigger"):
+        Agent(ScriptedBackend([]), inline_tools=[plain])

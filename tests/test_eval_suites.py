@@ -61,16 +61,18 @@ def test_bfcl_irrelevance_passes_without_a_call_and_fails_with_one(monkeypatch):
     assert not record["correct"] and record["error_type"] == "irrelevance:called"
 
 
-def test_math_item_uses_the_calculator_and_matches_exactly(monkeypatch):
-    text = call("calculator", {"expression": "12 * 2 + 34 + 12"})
-    # the answer starts under the call grammar (tool_choice="required"): no free text before the call
-    backend = use_script(monkeypatch, math_suite, [chunks(text, 4), ["The total is 70 [1].\nAnswer: 70"]])
+def test_math_item_uses_the_calculator_inline_and_matches_exactly(monkeypatch):
+    # the model writes its working out; each `<arithmetic> =` is finished by the calculator
+    scripts = [["12", " *", " 2", " ="], [" and", " 24", " +", " 34", " +", " 12", " ="], [".\nAnswer:", " 70"]]
+    backend = use_script(monkeypatch, math_suite, scripts)
     suite = math_suite.MathSuite(EvalConfig("math"))
     record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
+    assert record["answer"] == "12 * 2 = 24 and 24 + 34 + 12 = 70.\nAnswer: 70"
     assert record["correct"] and record["predicted"] == "70"
-    assert record["tool_calls"] == [{"calculator": {"expression": "12 * 2 + 34 + 12"}}]
-    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0}
-    assert backend.requests[0][1] is not None  # the first generation was the call, under its grammar
+    assert record["inline_expressions"] == ["12 * 2", "24 + 34 + 12"] and record["tool_calls"] == []
+    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0, "inline_calls_per_item": 2.0}
+    # the model is asked exactly what it is asked closed book: the calculator is not declared
+    assert "calculator" not in backend.detokenize(backend.requests[0][0]).decode()
 
 
 def test_math_closed_book_declares_no_tool(monkeypatch):
