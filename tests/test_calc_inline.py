@@ -24,6 +24,7 @@ pytestmark = pytest.mark.unit
     ("(56 + -33) - 84 =", "(56 + -33) - 84", " -61"),
     ("2^10 =", "2^10", " 1024"),
     ("so, 12 * 12 =", "12 * 12", " 144"),
+    ("   ( -9 - 6 ) - -( -3 * 4 )\n   =", "( -9 - 6 ) - -( -3 * 4 )", " -27"),   # `=` opens the next line
 ])  # fmt: skip
 def test_plain_arithmetic_before_equals_is_finished(text, expression, written):
     assert inline_arithmetic(text) == ({"expression": expression}, written)

@@ -13,7 +13,8 @@ answer's text ends in `=`, whether the line before it is plain arithmetic; if it
 calculator's exact value is written as the next tokens and the model goes on from there.
 
 What counts, decided here (anything doubtful is left to the model):
-- the left side is the last link of the line (`a = 2 + 3 =` → `2 + 3`), after LaTeX is read
+- the left side is the last link of the line (`a = 2 + 3 =` → `2 + 3`), or of the line above
+  when `=` starts a line (`2 + 3` then `   =` under it), after LaTeX is read
   (`\\times`, `\\cdot`, `\\div`, `\\frac{a}{b}`, `\\left(`, `\\text{units}` dropped) and
   thousands separators and currency signs are removed;
 - it holds two numbers or more and an operator, and nothing but numbers, `+ - * / ^ × ÷ ·`,
@@ -58,7 +59,11 @@ def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
     if end is None:
         return None
     head = text[-MAX_CHARS - 2 :][: end.start()]
-    line = head.rsplit("\n", 1)[-1].rsplit("=", 1)[-1]
+    lines = head.rsplit("\n", 2)
+    line = lines[-1]
+    if not line.strip() and len(lines) > 1:  # `expression` on one line, `= result` under it
+        line = lines[-2]
+    line = line.rsplit("=", 1)[-1]
     for pattern, repl in _LATEX:
         line = pattern.sub(repl, line)
     line = _THOUSANDS.sub("", line)
