@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 
 from tooltoken.tools import ConfigError, ModelError
 
@@ -45,6 +45,10 @@ class Backend(Protocol):
     def generate(
         self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
     ) -> Iterator[int]: ...
+
+    # Optional, for the call check (Options.call_check): `next_logits(tokens, candidates, stats)`
+    # evaluates `tokens` and returns the next-token logits of `candidates`; and `generate(...,
+    # ban=[ids])` never samples those tokens.
 
 
 class LlamaBackend:
@@ -148,25 +152,52 @@ class LlamaBackend:
         return n - 1 if n == len(tokens) and n > 0 else n
 
     def generate(
-        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False,
+        ban: Sequence[int] = (),
     ) -> Iterator[int]:
-        """`call`: the tokens are a tool call's body (so is anything under a grammar)."""
+        """`call`: the tokens are a tool call's body (so is anything under a grammar). `ban`:
+        tokens never sampled (a call's opening token after the call check dropped a call)."""
         reused = self.cached_prefix(tokens)
         stats.reused += reused
         stats.evaluated += len(tokens) - reused
         # Llama(seed=0) means "random" to llama-cpp-python (`seed or LLAMA_DEFAULT_SEED`), and its
         # sampler is seeded anew at every generate: set the seed itself, every time.
         self.llm.set_seed(_llama_seed(self.sampling.seed))
+        extra: dict[str, Any] = {}
+        if ban:
+            from llama_cpp import LogitsProcessorList
+
+            banned = list(ban)
+
+            def _ban(_ids: Any, logits: Any) -> Any:  # first in the sampler chain: indexed by token id
+                logits[banned] = -float("inf")
+                return logits
+
+            extra["logits_processor"] = LogitsProcessorList([_ban])
         gen = self.llm.generate(
             tokens,
             **self.sampling.llama_kwargs(call=call or grammar is not None),
             grammar=self.grammar(grammar) if grammar is not None else None,
+            **extra,
         )
         if self.llm.draft_model is None:
             return gen
         from ._draft import drop_unconsumed
 
         return drop_unconsumed(self.llm, tokens, gen)
+
+    def next_logits(self, tokens: list[int], candidates: list[int], stats: GenerateStats) -> list[float]:
+        """Evaluate `tokens` (the cached prefix is reused) and return the logits of `candidates`
+        as the next token. The KV cache keeps `tokens`; the next generate trims what differs."""
+        import numpy as np
+
+        reused = self.cached_prefix(tokens)
+        stats.reused += reused
+        stats.evaluated += len(tokens) - reused
+        self.llm.n_tokens = reused
+        self.llm.eval(tokens[reused:])
+        row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
+        return [float(row[c]) for c in candidates]
 
 
 def _llama_seed(seed: int) -> int:

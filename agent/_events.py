@@ -40,6 +40,7 @@ class ToolCall:
     # made inside the answer's text (the calculator finishing `195 × 144 =`): its result is the
     # answer's next words, not a result turn, and it has no [n] to cite
     inline: bool = False
+    check: float | None = None  # the call check's yes-no log-odds, when it ran (Options.call_check)
 
 
 @dataclass

@@ -176,6 +176,7 @@ class BFCLSuite:
         return Agent(
             model=model_for(cfg), tools=tools, n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
             max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS, max_tool_calls=8, max_call_tokens=384,
+            call_check=cfg.call_check,
         )
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +213,8 @@ class BFCLSuite:
             answer=final.answer[:400],
             stop_reason=final.stop_reason,
             raw_calls=[c.raw[:400] for c in final.tool_calls],
+            call_checks=[round(c.check, 3) for c in final.tool_calls if c.check is not None],
+            warnings=final.warnings,
             completion_tokens=final.usage.completion_tokens,
             prompt_tokens=final.usage.prompt_tokens,
         )

@@ -50,6 +50,8 @@ def default_out(config: Any) -> Path:
         parts.append(f"k{config.k}")
     if config.max_tokens is not None:
         parts.append(f"max{config.max_tokens}")
+    if config.call_check is not None:
+        parts.append(f"check{config.call_check:g}")
     if config.data:
         parts.append(Path(config.data).stem)
     return Path("runs") / "-".join(p.replace("/", "_") for p in parts)
@@ -75,6 +77,7 @@ def register(app: typer.Typer) -> None:
         k: int,
         max_tokens: int | None,
         threads: int | None,
+        call_check: float | None,
         out: Path | None,
         as_json: bool,
     ) -> None:
@@ -93,7 +96,7 @@ def register(app: typer.Typer) -> None:
         config = EvalConfig(
             suite, model=model, tools=_switch(tools, "--tools"), grammar=_switch(grammar, "--grammar"),
             limit=limit, seed=seed, category=category, data=data, backend=backend, k=k, max_tokens=max_tokens,
-            threads=threads,
+            threads=threads, call_check=call_check,
         )  # fmt: skip
         folder = out or default_out(config)
         err = Console(stderr=True)
@@ -136,10 +139,14 @@ def register(app: typer.Typer) -> None:
             k: int = typer.Option(10, "--k", help="retrieval: cut-off of recall@k and MRR."),
             max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer tokens per item."),
             threads: int | None = typer.Option(None, "--threads", help="llama.cpp threads (default: one per core)."),
+            call_check: float | None = typer.Option(
+                None, "--call-check", help="bfcl: drop calls the model itself judges off the request below this "
+                                           "yes-no log-odds (the call check; off by default)."),
             out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<suite>-<model>...)."),
             as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
         ) -> None:
-            run_suite(suite, model, tools, grammar, limit, seed, category, data, backend, k, max_tokens, threads, out, as_json)
+            run_suite(suite, model, tools, grammar, limit, seed, category, data, backend, k, max_tokens, threads,
+                      call_check, out, as_json)
 
         command.__doc__ = doc
         eval_app.command(suite)(command)

@@ -61,6 +61,7 @@ class EvalConfig:
     max_tokens: int | None = None  # answer tokens per item
     n_ctx: int = 4096
     threads: int | None = None  # llama.cpp threads; None: the backend's default (all cores)
+    call_check: float | None = None  # bfcl: the call check's threshold (Options.call_check); None: off
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two runs comparable item by item (a resumed run must match)."""

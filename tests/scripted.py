@@ -43,6 +43,9 @@ class ScriptedBackend:
         self.call_flags: list[bool] = []  # `call` of every generate, peeks included
         self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate that played a script
         self.peeks: list[list[int]] = []  # contexts after a call where the turn ended with no other call
+        self.judgements: list[float] = []  # what next_logits answers: the yes-no log-odds of each call check
+        self.checked: list[list[int]] = []  # the contexts next_logits was asked about
+        self.bans: list[list[int]] = []  # `ban` of every generate that played a script
 
     def _id(self, s: str) -> int:
         if s not in self.ids:
@@ -79,7 +82,14 @@ class ScriptedBackend:
             return True
         return False
 
-    def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats, call: bool = False) -> Iterator[int]:
+    def next_logits(self, tokens: list[int], candidates: list[int], stats: GenerateStats) -> list[float]:
+        self.checked.append(list(tokens))
+        score = self.judgements.pop(0)
+        yes = {self.token("y"), self.token("Y")}  # first tokens of "yes" and "Yes", one character a token
+        return [score if c in yes else 0.0 for c in candidates]
+
+    def generate(self, tokens: list[int], *, grammar: Any, stats: GenerateStats, call: bool = False,
+                 ban: Any = ()) -> Iterator[int]:
         self.call_flags.append(call)
         prefix = 0
         for a, b in zip(self.held, tokens):
@@ -94,6 +104,7 @@ class ScriptedBackend:
             yield min(self.eog)
             return
         self.requests.append((list(tokens), grammar))
+        self.bans.append(list(ban))
         script = self.scripts.pop(0) if self.scripts else []
         self.held = list(tokens)
         for s in script:

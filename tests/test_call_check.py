@@ -1,0 +1,71 @@
+"""The call check (Options.call_check): a call the model made of its own accord is judged by the
+model, in the same context, before it runs; a call judged off the request is not made."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripted import ScriptedBackend, chunks
+from tooltoken import Agent, TextDelta, ToolCall, tool
+
+pytestmark = pytest.mark.unit
+
+CALL = '{"name": "weather", "arguments": {"city": "Paris"}}'
+
+
+@tool
+def weather(city: str) -> str:
+    """Today's weather in a city."""
+    return "sunny"
+
+
+def agent_for(scripts, judgements, **kw):
+    backend = ScriptedBackend(scripts)
+    backend.judgements = list(judgements)
+    return Agent(backend, tools=[weather], unsupported_notice=None, **kw), backend
+
+
+def test_a_call_judged_off_the_request_is_not_made_and_the_model_answers_without_it():
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["I can't tell the capital with these tools."]],
+                               judgements=[-1.5], call_check=0.5)
+    events = list(agent.stream("What is the capital of France?"))
+    final = events[-1]
+    assert not any(isinstance(e, ToolCall) for e in events) and final.tool_calls == []
+    assert final.answer == "I can't tell the capital with these tools."
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer
+    assert any("weather call was not made" in w and "-1.50 < 0.5" in w for w in final.warnings)
+    # the check asked its question after the written call turn, in a user turn
+    probe = backend.detokenize(backend.checked[0]).decode()
+    assert probe.endswith(CALL + "\n</tool_call><|im_end|>\n<|im_start|>user\nDoes calling weather do what I "
+                          "asked? Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
+    # then the answer went on from before the call, with the call's opening token banned
+    last = backend.detokenize(backend.requests[-1][0]).decode()
+    assert last.endswith("What is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+    assert backend.bans[-1] == [backend.token("<tool_call>")]
+
+
+def test_a_call_judged_right_runs_and_carries_its_score():
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[2.25],
+                               call_check=0.5)
+    final = agent.run("Weather in Paris?")
+    (call,) = final.tool_calls
+    assert call.name == "weather" and call.check == pytest.approx(2.25)
+    assert final.answer == "It is sunny [1]." and final.warnings == []
+    assert all(b == [] for b in backend.bans)
+
+
+def test_forced_calls_and_agents_without_the_check_are_not_judged():
+    agent, backend = agent_for([chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0], call_check=0.5)
+    final = agent.run("Weather in Paris?", tool_choice="weather")
+    assert final.tool_calls[0].check is None and backend.checked == []
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0])
+    final = agent.run("Weather in Paris?")
+    assert final.tool_calls[0].check is None and backend.checked == []
+
+
+def test_with_the_check_on_a_call_to_a_tool_that_does_not_exist_is_not_made():
+    invented = '{"name": "capital_of", "arguments": {"country": "France"}}'
+    agent, backend = agent_for([["<tool_call>"], chunks(invented, 4), ["Paris."]], judgements=[], call_check=0.5)
+    final = agent.run("What is the capital of France?")
+    assert final.tool_calls == [] and final.answer == "Paris." and backend.checked == []
+    assert any("capital_of is not a tool here" in w for w in final.warnings)
