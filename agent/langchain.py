@@ -328,7 +328,7 @@ class ChatTooltoken(BaseChatModel):
                     cancel.set()
                 if text:
                     yield ChatGenerationChunk(message=AIMessageChunk(content=text))
-            elif isinstance(event, ToolCall) and event.name in bound and not cancel.is_set():
+            elif isinstance(event, ToolCall) and event.name in bound and not event.inline and not cancel.is_set():
                 cancel.set()  # the caller runs it: stop this answer here
                 chunk = {"name": event.name, "args": json.dumps(event.arguments, ensure_ascii=False),
                          "id": f"call_{uuid.uuid4().hex[:24]}", "index": calls}  # unique across turns
