@@ -121,7 +121,7 @@ class Controller:
         self._text_tokens = 0  # answer tokens sampled, calls not counted
         self._call_prefix = ""  # call text already sampled when a pythonic call was caught
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._declined = False  # the call check dropped a call: no more calls in this answer
+        self._declined = False  # the call check took a call back: the answer ends at any other call
         self._ban: list[int] = []  # tokens not to sample then: the call's opening, if one token
 
     # -- tokens ------------------------------------------------------------------------------
@@ -170,11 +170,14 @@ class Controller:
                         continue
                     yield from self._call(list(self.tools.values()) if step == "required" else [self.tools[step]])
                     continue
-                match = yield from self._free(free and not self._declined)
+                match = yield from self._free(free)
                 if match is None:
                     break
                 if match is _INLINE:  # a tool finished the answer's own text; go on from there
                     continue
+                if self._declined:  # told to answer without tools, it began another call: end here
+                    self.warnings.append("after its call was not made the model began another; the answer ends there")
+                    break
                 named = match.groupdict().get("name") or match.groupdict().get("fname")
                 invented = named if named and named not in self.tools else None
                 yield from self._call(list(self.tools.values()), invented, pythonic=bool(match.groupdict().get("py")),
@@ -377,8 +380,12 @@ class Controller:
                        f"{check:.2f} < {self.opt.call_check:g})") if check is not None and check < self.opt.call_check else ""
             else:
                 why = ""  # a malformed call: its error goes back to the model as usual
-            if why:
+            if why:  # take the call back; ask, as the nudge after a result does, for an answer in words
                 del self.ctx[start:]
+                if self.fmt.assistant_to_user and self.fmt.user_to_assistant:
+                    self.ctx += self.encode([Piece(self.fmt.assistant_to_user, True),
+                                             Piece(DECLINED_NOTE.format(names=names), True),
+                                             Piece(self.fmt.user_to_assistant, True)])
                 self._declined, self._ban = True, self._opening_token()
                 self.warnings.append(f"the model's {names} call was not made: {why}; it answers without tools")
                 return
@@ -599,6 +606,7 @@ class Controller:
 # Chosen on BFCL items that no published run uses (held out), from four wordings: on Qwen2.5-Coder-1.5B
 # this one gave 0.38-1.56 for calls to an unrelated function and 1.44-1.89 for right calls.
 CHECK_QUESTION = "Does calling {names} do what I asked? Answer yes or no."
+DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
 
 
 def _logsumexp(xs: list[float]) -> float:

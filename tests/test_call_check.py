@@ -38,10 +38,20 @@ def test_a_call_judged_off_the_request_is_not_made_and_the_model_answers_without
     probe = backend.detokenize(backend.checked[0]).decode()
     assert probe.endswith(CALL + "\n</tool_call><|im_end|>\n<|im_start|>user\nDoes calling weather do what I "
                           "asked? Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
-    # then the answer went on from before the call, with the call's opening token banned
+    # then the answer went on from before the call, told to answer in words, the call's opening banned
     last = backend.detokenize(backend.requests[-1][0]).decode()
-    assert last.endswith("What is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+    assert last.endswith("What is the capital of France?<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n"
+                         "<|im_start|>user\nCalling weather does not do what I asked. Answer me in words, without "
+                         "calling a tool.<|im_end|>\n<|im_start|>assistant\n")
     assert backend.bans[-1] == [backend.token("<tool_call>")]
+
+
+def test_a_model_that_calls_again_after_the_check_took_its_call_back_ends_its_answer():
+    again = ["Let me see. ", "```json\n", '{"name": "weather", ', '"arguments": {}}']
+    agent, _ = agent_for([["<tool_call>"], chunks(CALL, 4), again], judgements=[-1.5], call_check=0.5)
+    final = agent.run("What is the capital of France?")
+    assert final.answer == "Let me see. " and final.tool_calls == [] and final.stop_reason == "stop"
+    assert any("began another" in w for w in final.warnings)
 
 
 def test_a_call_judged_right_runs_and_carries_its_score():
