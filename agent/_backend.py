@@ -46,9 +46,9 @@ class Backend(Protocol):
         self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
     ) -> Iterator[int]: ...
 
-    # Optional, for the call check (Options.call_check): `next_logits(tokens, candidates, stats)`
-    # evaluates `tokens` and returns the next-token logits of `candidates`; and `generate(...,
-    # ban=[ids])` never samples those tokens.
+    # Optional, for the call check (Options.call_check): `side_logits(tokens, candidates)`
+    # evaluates `tokens` on their own, returns the next-token logits of `candidates` and leaves
+    # the KV cache as it was; and `generate(..., ban=[ids])` never samples those tokens.
 
 
 class LlamaBackend:
@@ -186,18 +186,32 @@ class LlamaBackend:
 
         return drop_unconsumed(self.llm, tokens, gen)
 
-    def next_logits(self, tokens: list[int], candidates: list[int], stats: GenerateStats) -> list[float]:
-        """Evaluate `tokens` (the cached prefix is reused) and return the logits of `candidates`
-        as the next token. The KV cache keeps `tokens`; the next generate trims what differs."""
+    def side_logits(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        """Evaluate `tokens` on their own and return the next-token logits of `candidates`,
+        leaving the KV cache as it was: the answer's sequence is saved (only its used cells,
+        ~28 KB a token for Qwen2.5-1.5B) and put back, so the answer goes on without re-evaluation."""
+        import ctypes
+
         import numpy as np
 
-        reused = self.cached_prefix(tokens)
-        stats.reused += reused
-        stats.evaluated += len(tokens) - reused
-        self.llm.n_tokens = reused
-        self.llm.eval(tokens[reused:])
-        row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
-        return [float(row[c]) for c in candidates]
+        llm, lib = self.llm, self._llama_cpp
+        ctx, held = llm._ctx.ctx, llm.n_tokens
+        ids = llm.input_ids[:held].copy()
+        size = lib.llama_state_seq_get_size(ctx, 0)
+        saved = (ctypes.c_uint8 * size)()
+        if lib.llama_state_seq_get_data(ctx, saved, size, 0) != size:
+            raise ModelError("llama.cpp could not save the KV cache for the call check")
+        try:
+            llm.n_tokens = 0
+            llm.eval(tokens)
+            row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+            return [float(row[c]) for c in candidates]
+        finally:
+            llm._ctx.kv_cache_seq_rm(0, 0, -1)
+            restored = lib.llama_state_seq_set_data(ctx, saved, size, 0) == size
+            llm.n_tokens = held if restored else 0  # if not, the next generate evaluates everything
+            llm.input_ids[:held] = ids
+            llm._requires_eval = True  # the logits are the probe's: never sample from them
 
 
 def _llama_seed(seed: int) -> int:

@@ -30,7 +30,7 @@ from ._citations import check_citations
 from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
 from ._calls import balanced, first_json
 from ._formats import Call, Format, trigger_pattern
-from ._template import Piece
+from ._template import Piece, render
 from ._toolrun import run_tool
 
 
@@ -114,6 +114,7 @@ class Controller:
         self._result_texts: list[str] = []  # tool results, whitespace-normalised
         self._tainted: dict[str, int] = {}  # tool name -> the result whose document asked for it
         self._asked = ""  # the user's words (untrusted prompt text), lower-cased
+        self._request = ""
         self.ctx: list[int] = []
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {"tools_s": 0.0}
@@ -147,6 +148,7 @@ class Controller:
     # -- the loop ----------------------------------------------------------------------------
     def run(self, prompt: list[Piece]) -> Iterator[Event]:
         self._asked = " ".join(p.text for p in prompt if not p.trusted).lower()
+        self._request = next((p.text for p in reversed(prompt) if not p.trusted), "")  # the latest user words
         self.ctx = self.encode(prompt)
         if self.b.add_bos and not (self.b.bos_text and prompt and prompt[0].text.startswith(self.b.bos_text)):
             self.ctx = self.b.tokenize(self.b.bos_text, special=True) + self.ctx
@@ -375,7 +377,7 @@ class Controller:
             if unknown:  # a tool that does not exist cannot be what the request needs
                 why = f"{', '.join(unknown)} is not a tool here"
             elif all(c.problem is None for c in calls):
-                check = self._check(names)
+                check = self._check(calls)
                 why = (f"asked whether it is what the request needs, the model judged not (yes-no log-odds "
                        f"{check:.2f} < {self.opt.call_check:g})") if check is not None and check < self.opt.call_check else ""
             else:
@@ -411,21 +413,35 @@ class Controller:
         results = self._insert(events, outcomes)
         yield from results
 
-    def _check(self, names: str) -> float | None:
-        """The call check: with the call turn written, ask the model (in a user turn that is
-        taken back afterwards) whether calling `names` does what was asked; the yes-no log-odds."""
-        next_logits = getattr(self.b, "next_logits", None)
-        if next_logits is None or not self.fmt.assistant_to_user or not self.fmt.user_to_assistant:
+    def _check(self, calls: list[Call]) -> float | None:
+        """The call check: the model is asked on the side, in a prompt of its own (the answer's KV
+        cache is kept), whether calling each function does what the request asks; the lowest
+        yes-no log-odds. In the answer's own context the model judged its call right almost always
+        (BFCL irrelevance 0.38-1.56 against 1.44-1.89 for right calls); on its own, far less."""
+        side = getattr(self.b, "side_logits", None)
+        if side is None:
             return None
-        probe = self.encode([Piece(self.fmt.assistant_to_user, True), Piece(CHECK_QUESTION.format(names=names), True),
-                             Piece(self.fmt.user_to_assistant, True)])
         words = {w: self.b.tokenize(w, special=False)[:1] for w in ("yes", "Yes", "no", "No")}
         yes = sorted({t for w in ("yes", "Yes") for t in words[w]})
         no = sorted({t for w in ("no", "No") for t in words[w]} - set(yes))
-        if not yes or not no or len(self.ctx) + len(probe) >= self.b.n_ctx:
+        if not yes or not no:
             return None
-        logits = next_logits(self.ctx + probe, yes + no, self.stats)
-        return _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :])
+        scores = []
+        for name in dict.fromkeys(str(c.name) for c in calls):
+            tool = self.tools[name]
+            props = tool.parameters.get("properties") or {}
+            params = "; ".join(f"{k}: {v.get('description', '')}"[:200] for k, v in props.items() if isinstance(v, dict))
+            question = (f"Request: {self._request[:1000]}\n\nFunction: {name}\nWhat it does: {tool.description[:600]}\n"
+                        f"Parameters: {params[:600]}\n\n{CHECK_QUESTION}")
+            messages = [{"role": "system", "content": CHECK_SYSTEM}, {"role": "user", "content": question}]
+            pieces = render(self.b.chat_template, messages, bos_token=self.b.bos_text, eos_token=self.b.eos_text,
+                            trusted=frozenset({0}))
+            tokens = self.encode(pieces)
+            if self.b.add_bos and self.b.bos_text and not pieces[0].text.startswith(self.b.bos_text):
+                tokens = self.b.tokenize(self.b.bos_text, special=True) + tokens
+            logits = side(tokens, yes + no)
+            scores.append(_logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :]))
+        return min(scores) if scores else None
 
     def _opening_token(self) -> list[int]:
         """The call opening's token, when it is one special token (`<tool_call>`, `[TOOL_CALLS]`)."""
@@ -603,9 +619,10 @@ class Controller:
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
 
 
-# Chosen on BFCL items that no published run uses (held out), from four wordings: on Qwen2.5-Coder-1.5B
-# this one gave 0.38-1.56 for calls to an unrelated function and 1.44-1.89 for right calls.
-CHECK_QUESTION = "Does calling {names} do what I asked? Answer yes or no."
+# Chosen on BFCL items that no published run uses (held out): on Qwen2.5-Coder-1.5B, asked this way
+# the model gave -0.12 to 0.62 (one 2.10) for calls to an unrelated function, 1.36-2.17 for right ones.
+CHECK_SYSTEM = "You check tool calls."
+CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
 DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
 
 

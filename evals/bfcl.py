@@ -25,6 +25,11 @@ turn's calls run (stop reason `cancelled`), in every category, and those calls a
 (Left to go on, the model reads the acknowledgement and sometimes repeats a call, which BFCL
 would never see.)
 
+`--call-check X` turns on the controller's call check (Options.call_check): a call the model
+chose to make is judged by the model before it runs and is not made below X yes-no log-odds, or
+when it names a function that does not exist; the model then answers in words. Off by default,
+as BFCL runs models; the README gives the figures both ways.
+
 Defaults: `max_tokens` 64 (the text around the calls; the calls themselves are capped
 separately), `--limit N` takes N items per category, spread evenly over the file.
 """

@@ -43,8 +43,8 @@ class ScriptedBackend:
         self.call_flags: list[bool] = []  # `call` of every generate, peeks included
         self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate that played a script
         self.peeks: list[list[int]] = []  # contexts after a call where the turn ended with no other call
-        self.judgements: list[float] = []  # what next_logits answers: the yes-no log-odds of each call check
-        self.checked: list[list[int]] = []  # the contexts next_logits was asked about
+        self.judgements: list[float] = []  # what side_logits answers: the yes-no log-odds of each call check
+        self.checked: list[list[int]] = []  # the prompts side_logits was asked about
         self.bans: list[list[int]] = []  # `ban` of every generate that played a script
 
     def _id(self, s: str) -> int:
@@ -82,7 +82,7 @@ class ScriptedBackend:
             return True
         return False
 
-    def next_logits(self, tokens: list[int], candidates: list[int], stats: GenerateStats) -> list[float]:
+    def side_logits(self, tokens: list[int], candidates: list[int]) -> list[float]:
         self.checked.append(list(tokens))
         score = self.judgements.pop(0)
         yes = {self.token("y"), self.token("Y")}  # first tokens of "yes" and "Yes", one character a token

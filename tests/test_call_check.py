@@ -1,5 +1,5 @@
 """The call check (Options.call_check): a call the model made of its own accord is judged by the
-model, in the same context, before it runs; a call judged off the request is not made."""
+model, in a prompt of its own, before it runs; a call judged off the request is not made."""
 
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ def test_a_call_judged_off_the_request_is_not_made_and_the_model_answers_without
     assert final.answer == "I can't tell the capital with these tools."
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer
     assert any("weather call was not made" in w and "-1.50 < 0.5" in w for w in final.warnings)
-    # the check asked its question after the written call turn, in a user turn
+    # the check asked its question in a prompt of its own: the request, the function, yes or no
     probe = backend.detokenize(backend.checked[0]).decode()
-    assert probe.endswith(CALL + "\n</tool_call><|im_end|>\n<|im_start|>user\nDoes calling weather do what I "
-                          "asked? Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
+    assert probe == ("<|im_start|>system\nYou check tool calls.<|im_end|>\n<|im_start|>user\n"
+                     "Request: What is the capital of France?\n\nFunction: weather\nWhat it does: Today's weather "
+                     "in a city.\nParameters: city: \n\nDoes calling this function do what the request asks? "
+                     "Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
     # then the answer went on from before the call, told to answer in words, the call's opening banned
     last = backend.detokenize(backend.requests[-1][0]).decode()
     assert last.endswith("What is the capital of France?<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n"

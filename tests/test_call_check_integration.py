@@ -1,4 +1,4 @@
-"""The call check's backend seam on the real SmolLM2: next-token logits, and banned tokens."""
+"""The call check's backend seam on the real SmolLM2: logits on the side, and banned tokens."""
 
 from __future__ import annotations
 
@@ -25,18 +25,28 @@ def _first(backend, tokens, **kw):
         gen.close()
 
 
-def test_next_logits_rank_the_candidates_as_greedy_decoding_picks(backend):
-    prompt = backend.tokenize("<|im_start|>user\nIs Paris in France? Answer yes or no.<|im_end|>\n"
-                              "<|im_start|>assistant\n", special=True)
-    greedy = _first(backend, prompt)
+def test_side_logits_rank_as_greedy_decoding_and_leave_the_answer_cache_as_it_was(backend):
+    question = backend.tokenize("<|im_start|>user\nIs Paris in France? Answer yes or no.<|im_end|>\n"
+                                "<|im_start|>assistant\n", special=True)
+    greedy = _first(backend, question)
     others = [backend.tokenize(w, special=False)[0] for w in ("Yes", "No", "yes", "no", " the")]
     candidates = [greedy, *[t for t in others if t != greedy]]
-    stats = GenerateStats()
-    logits = backend.next_logits(prompt, candidates, stats)
+
+    answer = backend.tokenize("<|im_start|>user\nName a city in Italy.<|im_end|>\n<|im_start|>assistant\n",
+                              special=True)
+    gen = backend.generate(list(answer), grammar=None, stats=GenerateStats())
+    written = [next(gen) for _ in range(6)]
+    gen.close()
+    context = answer + written[:-1]  # what the KV cache holds now
+
+    logits = backend.side_logits(question, candidates)
     assert max(range(len(logits)), key=logits.__getitem__) == 0  # the greedy token has the top logit
-    assert stats.reused > 0  # the prompt's prefix came from the KV cache
-    # and the KV cache is left consistent: generating again gives the same first token
-    assert _first(backend, prompt) == greedy
+
+    stats = GenerateStats()
+    again = backend.generate(list(context), grammar=None, stats=stats)
+    assert next(again) == written[-1]  # the answer goes on as if nothing had happened
+    again.close()
+    assert stats.reused == len(context) - 1  # from the saved cache, not evaluated again
 
 
 def test_a_banned_token_is_never_sampled(backend):
