@@ -416,8 +416,8 @@ class Controller:
     def _check(self, calls: list[Call]) -> float | None:
         """The call check: the model is asked on the side, in a prompt of its own (the answer's KV
         cache is kept), whether calling each function does what the request asks; the lowest
-        yes-no log-odds. In the answer's own context the model judged its call right almost always
-        (BFCL irrelevance 0.38-1.56 against 1.44-1.89 for right calls); on its own, far less."""
+        yes-no log-odds. Asked in the answer's own context, after its call, the model judged the
+        call right almost always (see CHECK_QUESTION)."""
         side = getattr(self.b, "side_logits", None)
         if side is None:
             return None
@@ -619,8 +619,9 @@ class Controller:
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
 
 
-# Chosen on BFCL items that no published run uses (held out): on Qwen2.5-Coder-1.5B, asked this way
-# the model gave -0.12 to 0.62 (one 2.10) for calls to an unrelated function, 1.36-2.17 for right ones.
+# Chosen on BFCL items that no published run uses (held out): on Qwen2.5-Coder-1.5B, asked this way the
+# model gave -0.12 to 0.62 (and one 2.10) for 7 calls to an unrelated function, 1.15 to 2.42 for 14
+# right calls (simple_python, multiple); asked in the answer's own context, 0.38-1.56 against 1.44-1.89.
 CHECK_SYSTEM = "You check tool calls."
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
 DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
