@@ -82,7 +82,8 @@ class Agent:
         """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
         `inline_tools`: tools used only inside the answer's own text (`Tool.inline`, such as the
         calculator finishing `195 × 144 =`), not declared to the model; a tool in `tools` with an
-        inline trigger is used both ways.
+        inline trigger is used both ways. Inline use needs the token stream: in-process backends
+        only (an OpenAIBackend's server writes the text itself).
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
