@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,8 @@ from ._citations import check_citations
 from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
 from ._calls import balanced, first_json
 from ._formats import Call, Format, trigger_pattern
-from ._template import Piece, render
+from ._call_check import DECLINED_NOTE, judge, opening_token
+from ._template import Piece
 from ._toolrun import run_tool
 
 
@@ -59,9 +59,9 @@ class Options:
     # tools with an inline trigger (the calculator: `195 × 144 =`) finish the answer's own text
     inline_calls: bool = True
     max_inline_calls: int = 64
-    # the call check: before a call the model made of its own accord runs, the model is asked, in
-    # the same context, whether that call is what the request needs; below this yes-no log-odds
-    # the call is dropped and the model answers without tools. None: no check (the default).
+    # the call check (_call_check.py): before a call the model made of its own accord runs, the
+    # model is asked on the side whether calling that function does what the request asks; below
+    # this yes-no log-odds the call is not made and the model answers in words. None: no check.
     call_check: float | None = None
 
 
@@ -317,7 +317,7 @@ class Controller:
         for tool in self.inline:
             try:
                 hit = tool.inline(tail)  # type: ignore[misc]
-            except Exception as exc:  # a user's inline trigger failing is a warning, not an answer lost
+            except Exception as exc:  # noqa: BLE001 -- a user's inline trigger failing is a warning, not a lost answer
                 self.warnings.append(f"{tool.name}'s inline trigger failed: {type(exc).__name__}: {exc}")
                 self.inline.remove(tool)
                 return None
@@ -377,7 +377,7 @@ class Controller:
             if unknown:  # a tool that does not exist cannot be what the request needs
                 why = f"{', '.join(unknown)} is not a tool here"
             elif all(c.problem is None for c in calls):
-                check = self._check(calls)
+                check = judge(self.b, self.tools, self._request, calls)
                 why = (f"asked whether it is what the request needs, the model judged not (yes-no log-odds "
                        f"{check:.2f} < {self.opt.call_check:g})") if check is not None and check < self.opt.call_check else ""
             else:
@@ -388,7 +388,7 @@ class Controller:
                     self.ctx += self.encode([Piece(self.fmt.assistant_to_user, True),
                                              Piece(DECLINED_NOTE.format(names=names), True),
                                              Piece(self.fmt.user_to_assistant, True)])
-                self._declined, self._ban = True, self._opening_token()
+                self._declined, self._ban = True, opening_token(self.b, self.fmt.call_open)
                 self.warnings.append(f"the model's {names} call was not made: {why}; it answers without tools")
                 return
         injected = [c.name for c in calls if c.name in self._tainted]
@@ -412,42 +412,6 @@ class Controller:
         outcomes = self._run_all(calls, repeats)
         results = self._insert(events, outcomes)
         yield from results
-
-    def _check(self, calls: list[Call]) -> float | None:
-        """The call check: the model is asked on the side, in a prompt of its own (the answer's KV
-        cache is kept), whether calling each function does what the request asks; the lowest
-        yes-no log-odds. Asked in the answer's own context, after its call, the model judged the
-        call right almost always (see CHECK_QUESTION)."""
-        side = getattr(self.b, "side_logits", None)
-        if side is None:
-            return None
-        words = {w: self.b.tokenize(w, special=False)[:1] for w in ("yes", "Yes", "no", "No")}
-        yes = sorted({t for w in ("yes", "Yes") for t in words[w]})
-        no = sorted({t for w in ("no", "No") for t in words[w]} - set(yes))
-        if not yes or not no:
-            return None
-        scores = []
-        for name in dict.fromkeys(str(c.name) for c in calls):
-            tool = self.tools[name]
-            props = tool.parameters.get("properties") or {}
-            params = "; ".join(f"{k}: {v.get('description', '')}"[:200] for k, v in props.items() if isinstance(v, dict))
-            question = (f"Request: {self._request[:1000]}\n\nFunction: {name}\nWhat it does: {tool.description[:600]}\n"
-                        f"Parameters: {params[:600]}\n\n{CHECK_QUESTION}")
-            messages = [{"role": "system", "content": CHECK_SYSTEM}, {"role": "user", "content": question}]
-            pieces = render(self.b.chat_template, messages, bos_token=self.b.bos_text, eos_token=self.b.eos_text,
-                            trusted=frozenset({0}))
-            tokens = self.encode(pieces)
-            if self.b.add_bos and self.b.bos_text and not pieces[0].text.startswith(self.b.bos_text):
-                tokens = self.b.tokenize(self.b.bos_text, special=True) + tokens
-            logits = side(tokens, yes + no)
-            scores.append(_logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :]))
-        return min(scores) if scores else None
-
-    def _opening_token(self) -> list[int]:
-        """The call opening's token, when it is one special token (`<tool_call>`, `[TOOL_CALLS]`)."""
-        opening = self.fmt.call_open.strip()
-        tokens = self.b.tokenize(opening, special=True)
-        return tokens if len(tokens) == 1 and tokens != self.b.tokenize(opening, special=False) else []
 
     def _write_call(self, allowed: list[Tool], invented: str | None, pythonic: bool,
                     first_id: int | None = None) -> tuple[list[Call], list[str]]:
@@ -617,19 +581,6 @@ class Controller:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
-
-
-# Chosen on BFCL items that no published run uses (held out): on Qwen2.5-Coder-1.5B, asked this way the
-# model gave -0.12 to 0.62 (and one 2.10) for 7 calls to an unrelated function, 1.15 to 2.42 for 14
-# right calls (simple_python, multiple); asked in the answer's own context, 0.38-1.56 against 1.44-1.89.
-CHECK_SYSTEM = "You check tool calls."
-CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
-DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
-
-
-def _logsumexp(xs: list[float]) -> float:
-    top = max(xs)
-    return top + math.log(sum(math.exp(x - top) for x in xs))
 
 
 _INLINE: Any = object()  # what _free returns after an inline call: not a trigger, not the end
