@@ -25,10 +25,10 @@ from ._template import render
 # - asked in the answer's own context: 0.38 to 1.56 for calls to an unrelated function, 1.44 to 1.89
 #   for right calls;
 # - on its own, system prompt "You check tool calls.": -0.12 to 0.62 (and one 2.10) for 7 unrelated
-#   calls, 1.15 to 2.42 for 14 right ones; on a second held-out set -0.23 to 1.46 for 7 unrelated, 2.02
-#   to 2.65 for 4 right;
-# - on that second set with the instruction below: -2.04 to 0.48 unrelated, 1.29 to 2.53 right (a
-#   two-example few-shot prompt did worse: -0.10 to 0.68 against 0.75 to 1.23).
+#   calls, 1.15 to 2.42 for 14 right ones; on a second held-out set -0.23 to 1.46 for 7 unrelated, 1.21
+#   to 2.65 for 10 right;
+# - on that second set with the instruction below: -2.04 to 0.48 unrelated, 1.05 to 2.53 right (a
+#   two-example few-shot prompt did worse: -0.10 to 0.68 against 0.26 to 1.23).
 CHECK_SYSTEM = ("You check tool calls. Answer yes only if the function, as described, does what the request "
                 "asks. If the request asks for something the function does not do, answer no.")
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
