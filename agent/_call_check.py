@@ -25,12 +25,14 @@ from ._template import render
 # - asked in the answer's own context: 0.38 to 1.56 for calls to an unrelated function, 1.44 to 1.89
 #   for right calls;
 # - on its own, system prompt "You check tool calls.": -0.12 to 0.62 (and one 2.10) for 7 unrelated
-#   calls, 1.15 to 2.42 for 14 right ones; on a second held-out set -0.23 to 1.46 for 7 unrelated, 1.21
-#   to 2.65 for 10 right;
-# - on that second set with the instruction below: -2.04 to 0.48 unrelated, 1.05 to 2.53 right (a
-#   two-example few-shot prompt did worse: -0.10 to 0.68 against 0.26 to 1.23).
-CHECK_SYSTEM = ("You check tool calls. Answer yes only if the function, as described, does what the request "
-                "asks. If the request asks for something the function does not do, answer no.")
+#   calls, 1.15 to 2.42 for 14 right ones (threshold 0.9); on a second held-out set -0.23 to 1.46
+#   for 7 unrelated, 1.21 to 2.65 for 10 right;
+# - on that second set, told what yes and no mean ("Answer yes only if the function, as described,
+#   does what the request asks. If the request asks for something the function does not do, answer
+#   no."): -2.04 to 0.48 unrelated, 1.05 to 2.53 right. On the published items that took BFCL
+#   irrelevance from 0.70 to 0.90 but dropped 8 of the first 23 simple_python calls (0.20-0.87), all
+#   8 right, so it is not used. A two-example few-shot prompt did worse on the held-out set.
+CHECK_SYSTEM = "You check tool calls."
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
 # said to the model, in the user's turn, after a call was taken back
 DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."

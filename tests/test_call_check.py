@@ -36,9 +36,7 @@ def test_a_call_judged_off_the_request_is_not_made_and_the_model_answers_without
     assert any("weather call was not made" in w and "-1.50 < 0.5" in w for w in final.warnings)
     # the check asked its question in a prompt of its own: the request, the function, yes or no
     probe = backend.detokenize(backend.checked[0]).decode()
-    assert probe == ("<|im_start|>system\nYou check tool calls. Answer yes only if the function, as described, "
-                     "does what the request asks. If the request asks for something the function does not do, "
-                     "answer no.<|im_end|>\n<|im_start|>user\n"
+    assert probe == ("<|im_start|>system\nYou check tool calls.<|im_end|>\n<|im_start|>user\n"
                      "Request: What is the capital of France?\n\nFunction: weather\nWhat it does: Today's weather "
                      "in a city.\nParameters: city: \n\nDoes calling this function do what the request asks? "
                      "Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
