@@ -17,9 +17,9 @@ to the model. Measured on Qwen2.5-Coder-1.5B (reasoning-gym seed 1, 8 items of e
 model scored 7 of 16 against 9 of 16 closed book (it wrote "Answer: [1]" and dropped minus
 signs); told to call it first (`tool_choice="required"`, an earlier version of this suite), it
 put the whole problem in one expression without working it out, and gsm_symbolic fell from 3/6
-to 1/6 (seed 0). Left to choose, it never called. Inline and undeclared, on seed 1000 (held
-out: seed s's item i+1 is seed s+1's item i, so seed 1 was not), it scored 8 of 16 against 6 of 16
-closed book. Scoring is exact numeric equality
+to 1/6 (seed 0). Left to choose, it never called. Inline and undeclared, on seed 1000, it scored
+8 of 16 against 6 of 16 closed book (seed 1 is not held out from seed 0: basic_arithmetic's item i
+of seed 1 is item i+1 of seed 0). Scoring is exact numeric equality
 (metrics.numeric_match) of the reply's final number with the generator's answer. `--limit N` is
 per generator; `--category` picks one generator.
 
