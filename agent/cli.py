@@ -261,19 +261,12 @@ if typer is not None:
     err = Console(stderr=True)
 
     ModelOpt = typer.Option(None, "--model", "-m", help="A model pack name (see `models list`) or a .gguf path.")
-    ConfigOpt = typer.Option(None, "--config",
-                             help="A TOML settings file (else $TOOLTOKEN_CONFIG, else the user config).")
     ToolsOpt = typer.Option(None, "--tools", help="Built-in tools, comma-separated: calculator, browser.")
     ToolChoiceOpt = typer.Option(None, "--tool-choice", help="auto, required, none or a tool name.")
     MaxTokensOpt = typer.Option(None, "--max-tokens", help="Answer tokens per reply.")
     PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
-    # sampling (tooltoken.Sampling): tool calls stay greedy at any temperature unless call_greedy = false
-    TemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature (default 0: greedy).")
-    TopKOpt = typer.Option(None, "--top-k", help="Sample from the k most likely tokens (default 40; 0: no cut).")
-    TopPOpt = typer.Option(None, "--top-p", help="Sample from the top tokens up to this mass (default 0.95).")
-    MinPOpt = typer.Option(None, "--min-p", help="Drop tokens below min-p x the top probability (default 0.05).")
-    RepeatPenaltyOpt = typer.Option(None, "--repeat-penalty", help="Penalty on recent tokens (default 1: none).")
-    SeedOpt = typer.Option(None, "--seed", help="Sampling seed (default 0; -1: random).")
+    # --config and the sampling flags, shared with run and serve
+    from ._cli_more import ConfigOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
 
     def settings(config: Optional[Path], **flags: Any):
         from tooltoken._settings import load_settings
