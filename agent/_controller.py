@@ -282,9 +282,13 @@ class Controller:
                     yield from self._emit(pending)
                     held_from += len(pending)
                     pending = ""
-                if self.inline and not pending and piece.endswith(("=", "= ")):
-                    inline = self._inline_hit()
+                # a fence is held as a possible ```json call; if it closes a calculator program, it was text
+                if self.inline and pending.strip() in ("", "```") and piece.rstrip(" \n")[-1:] in ("=", "`"):
+                    inline = self._inline_hit(pending)
                     if inline is not None:
+                        yield from self._emit(pending)
+                        held_from += len(pending)
+                        pending = ""
                         break
                 self._check_limits()
         except _Stop:
@@ -310,10 +314,10 @@ class Controller:
             self.ctx += self.b.tokenize(leftover, special=False)
         return match
 
-    def _inline_hit(self) -> tuple[Tool, dict[str, Any], str] | None:
+    def _inline_hit(self, held: str) -> tuple[Tool, dict[str, Any], str] | None:
         if self.usage.inline_calls >= self.opt.max_inline_calls:
             return None
-        tail = "".join(self.answer)[-400:]
+        tail = ("".join(self.answer) + held)[-_INLINE_TAIL:]
         for tool in self.inline:
             try:
                 hit = tool.inline(tail)  # type: ignore[misc]
@@ -583,6 +587,7 @@ class Controller:
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
 
 
+_INLINE_TAIL = 4000  # how much of the answer's end an inline trigger sees (a calculator program)
 _INLINE: Any = object()  # what _free returns after an inline call: not a trigger, not the end
 
 # a call written inside a `<tool_response>` tag the model opened itself

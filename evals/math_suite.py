@@ -8,20 +8,28 @@ numbers) and `basic_arithmetic` (expressions of 2-6 terms of 1-4 digits), create
 `create_dataset(name, size=N, seed=--seed)`. Item i depends only on the seed and i, so a run with
 a larger `--limit` extends a smaller one and every run with the same seed sees the same items.
 
-Both ways, the model is asked to work step by step and to end with `Answer: <number>`: the
-same prompt. With tools, the calculator works inline, as Toolformer's did: whenever the model's
-text ends in plain arithmetic and `=` (`195 × 144 =`), the calculator's exact value is written
-as the next tokens and the model goes on (tools/_calc_inline.py). The calculator is not declared
-to the model. Measured on Qwen2.5-Coder-1.5B (reasoning-gym seed 1, 8 items of each generator,
-`/tmp` script, 2026-11-26): declared as a tool, with the framework's citation instructions, the
-model scored 7 of 16 against 9 of 16 closed book (it wrote "Answer: [1]" and dropped minus
-signs); told to call it first (`tool_choice="required"`, an earlier version of this suite), it
-put the whole problem in one expression without working it out, and gsm_symbolic fell from 3/6
-to 1/6 (seed 0). Left to choose, it never called. Inline and undeclared, on seed 1000, it scored
-8 of 16 against 6 of 16 closed book (seed 1 is not held out from seed 0: basic_arithmetic's item i
-of seed 1 is item i+1 of seed 0). Scoring is exact numeric equality
-(metrics.numeric_match) of the reply's final number with the generator's answer. `--limit N` is
-per generator; `--category` picks one generator.
+Closed book, the model is asked to work step by step and to end with `Answer: <number>`. With
+tools, it is asked to write the calculation as a short program of named steps in a ```python
+block (Program-aided LMs, Gao et al. 2022); when the block closes, the calculator runs it
+(arithmetic only, exact: tools/_calc_program.py, never Python) and writes every step's value
+after it in a ```output block, and the model goes on (tools/_calc_inline.py). The calculator is
+not declared to the model; it works inline, as Toolformer's did. Measured on Qwen2.5-Coder-1.5B,
+held-out seed 1000, 8 items of each generator (2026-11-26): 14 of 16 with the program prompt
+and the calculator, 6 of 16 closed book. What did worse, on held-out seeds:
+- the closed-book prompt with the calculator finishing arithmetic written out inline
+  (`195 × 144 =`): 8 of 16 (seed 1000). Errors were in setting the problem up, which a calculator
+  cannot fix;
+- the calculator declared as a tool, with the framework's citation instructions: 7 of 16 against
+  9 of 16 closed book (seed 1; it wrote "Answer: [1]" and dropped minus signs); told to call it
+  first, it put the whole problem in one expression;
+- the program prompt asking also for a last `Answer:` line: 6 and 7 of 16 (two wordings, seed
+  1000). The model wrote its own guess inside the block (`# Answer: 16`) and kept it after the
+  calculator's output;
+- the output as bare `Output:` lines instead of a ```output block: 12 of 16; twice the model
+  repeated the last value until `max_tokens`.
+Seed 1 is not held out from seed 0: basic_arithmetic's item i of seed 1 is item i+1 of seed 0.
+Scoring is exact numeric equality (metrics.numeric_match) of the reply's final number with the
+generator's answer. `--limit N` is per generator; `--category` picks one generator.
 
 Defaults: `max_tokens` 400. reasoning-gym is an optional dependency (`tooltoken[eval]`).
 """
@@ -42,6 +50,10 @@ DEFAULT_SIZE = 50
 DEFAULT_MAX_TOKENS = 400
 SYSTEM = ("You are a careful math assistant. Solve the problem step by step. "
           "End your reply with a last line of the form 'Answer: <number>'.")
+SYSTEM_TOOLS = ("You are a careful math assistant with a calculator. Write the calculation as a short "
+                "Python program in a ```python block: one assignment per line, plain arithmetic only "
+                "(no loops, no functions, no imports), the last line `answer = ...`. Write only the "
+                "program: the calculator runs it and shows every value.")
 
 
 def _reasoning_gym() -> Any:
@@ -90,7 +102,7 @@ class MathSuite:
             cfg = self.config
             self._agent_obj = Agent(
                 model=model_for(cfg), inline_tools=[calculator] if cfg.tools else [], n_ctx=cfg.n_ctx,
-                seed=cfg.seed, system=SYSTEM, grammar=cfg.grammar, max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS,
+                seed=cfg.seed, system=SYSTEM_TOOLS if cfg.tools else SYSTEM, grammar=cfg.grammar, max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS,
             )
         return self._agent_obj
 

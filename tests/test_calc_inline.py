@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripted import ScriptedBackend
+from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
 from tooltoken.tools._calc_inline import inline_arithmetic
 from tooltoken.tools.calculator import calculator
@@ -119,3 +119,52 @@ def test_inline_tools_must_have_an_inline_trigger():
 
     with pytest.raises(ConfigError, match="inline trigger"):
         Agent(ScriptedBackend([]), inline_tools=[plain])
+
+
+# --- programs in a fenced block ------------------------------------------------------------
+
+PROGRAM = "```python\ndays = 6 * 2 * 12\npay = 195 * days\n```"
+
+
+@pytest.mark.parametrize("text", [PROGRAM, PROGRAM + "\n", PROGRAM + "\n\n", "Here:\n```\ndays = 6 * 2 * 12\npay = 195 * days\n```",
+                                  "```calc\ndays = 6 * 2 * 12\npay = 195 * days\n```"])
+def test_a_fenced_calculator_program_is_run_and_its_values_written_after_it(text):
+    arguments, written = inline_arithmetic(text)
+    assert arguments == {"expression": "days = 6 * 2 * 12\npay = 195 * days"}
+    assert written.lstrip("\n") == "```output\ndays = 144\npay = 28080\n```\n"
+    assert written.startswith("\n") != text.endswith("\n")
+
+
+@pytest.mark.parametrize("text", [
+    "```python\ndef pay(days):\n    return 195 * days\n```",          # code, not arithmetic
+    "```python\nimport math\nx = math.sqrt(2)\n```",
+    "```python\nx = 5\n```",                                           # nothing to compute
+    "```python\nprint('hello')\n```",
+    "```json\n{\"a\": 1 + 2}\n```",                                    # another language
+    "```output\nx = 2 * 3\n```",                                       # the model writing output itself
+    "```python\na = 1 + 1\n```\nThen prose - with a dash.\n```",       # an opening fence after prose
+    "```python\nx = 2 * 3\n",                                          # not closed yet
+])
+def test_code_that_is_not_a_calculator_program_is_left_alone(text):
+    assert inline_arithmetic(text) is None
+
+
+def test_a_program_closed_by_split_fence_tokens_is_run_before_the_model_goes_on():
+    # Qwen2.5's tokenizer writes a closing fence as "``" + "`\n"; the fence is first held back as
+    # a possible ```json tool call, then known to be text
+    agent, backend = _agent([["```python\n", "a = 6 * 7\n", "``", "`\n"], ["The answer is 42."]])
+    events = list(agent.stream("?"))
+    final = events[-1]
+    assert final.answer == "```python\na = 6 * 7\n```\n```output\na = 42\n```\nThe answer is 42."
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer
+    (call,) = [e for e in events if isinstance(e, ToolCall)]
+    assert call.inline and call.arguments == {"expression": "a = 6 * 7"}
+    assert final.usage.inline_calls == 1 and final.tool_calls == [] and final.stop_reason == "stop"
+    assert backend.detokenize(backend.requests[1][0][-12:]).decode().endswith("a = 42\n```\n")
+
+
+def test_a_fenced_tool_call_is_still_a_tool_call():
+    call = '{"name": "calculator", "arguments": {"expression": "6 * 7"}}'
+    agent, _ = _agent([["``", "`json\n", '{"name": "calculator"'], chunks(call, 4), ["42 [1]."]])
+    final = agent.run("?")
+    assert [c.name for c in final.tool_calls] == ["calculator"] and final.usage.inline_calls == 0

@@ -61,18 +61,29 @@ def test_bfcl_irrelevance_passes_without_a_call_and_fails_with_one(monkeypatch):
     assert not record["correct"] and record["error_type"] == "irrelevance:called"
 
 
-def test_math_item_uses_the_calculator_inline_and_matches_exactly(monkeypatch):
-    # the model writes its working out; each `<arithmetic> =` is finished by the calculator
-    scripts = [["12", " *", " 2", " ="], [" and", " 24", " +", " 34", " +", " 12", " ="], [".\nAnswer:", " 70"]]
+def test_math_item_has_its_program_run_by_the_calculator_and_matches_exactly(monkeypatch):
+    # the model writes the calculation as a program; the calculator runs it when the block closes
+    program = ["```python\n", "shawls = 9 * 2\n", "answer = shawls + 4 * 2\n", "``", "`\n"]
+    scripts = [program, ["She needs ", "26", " skeins."]]
     backend = use_script(monkeypatch, math_suite, scripts)
     suite = math_suite.MathSuite(EvalConfig("math"))
-    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
-    assert record["answer"] == "12 * 2 = 24 and 24 + 34 + 12 = 70.\nAnswer: 70"
-    assert record["correct"] and record["predicted"] == "70"
-    assert record["inline_expressions"] == ["12 * 2", "24 + 34 + 12"] and record["tool_calls"] == []
-    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0, "inline_calls_per_item": 2.0}
-    # the model is asked exactly what it is asked closed book: the calculator is not declared
-    assert "calculator" not in backend.detokenize(backend.requests[0][0]).decode()
+    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "26"})
+    assert record["answer"] == ("```python\nshawls = 9 * 2\nanswer = shawls + 4 * 2\n```\n"
+                                "```output\nshawls = 18\nanswer = 26\n```\nShe needs 26 skeins.")
+    assert record["correct"] and record["predicted"] == "26"
+    assert record["inline_expressions"] == ["shawls = 9 * 2\nanswer = shawls + 4 * 2"] and record["tool_calls"] == []
+    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0, "inline_calls_per_item": 1.0}
+    # the calculator is not declared: the prompt asks for a program, and the system prompt says so
+    prompt = backend.detokenize(backend.requests[0][0]).decode()
+    assert math_suite.SYSTEM_TOOLS in prompt and '"name": "calculator"' not in prompt
+
+
+def test_math_inline_arithmetic_is_finished_too(monkeypatch):
+    scripts = [["12", " *", " 2", " ="], [".\nAnswer:", " 24"]]
+    use_script(monkeypatch, math_suite, scripts)
+    record = math_suite.MathSuite(EvalConfig("math")).run_item(
+        {"id": "x", "category": "basic_arithmetic", "question": "12 * 2?", "gold": "24"})
+    assert record["answer"] == "12 * 2 = 24.\nAnswer: 24" and record["inline_expressions"] == ["12 * 2"]
 
 
 def test_math_closed_book_declares_no_tool(monkeypatch):
@@ -80,7 +91,8 @@ def test_math_closed_book_declares_no_tool(monkeypatch):
     record = math_suite.MathSuite(EvalConfig("math", tools=False)).run_item(
         {"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
     assert not record["correct"] and record["predicted"] == "69" and record["tool_calls"] == []
-    assert "calculator" not in backend.detokenize(backend.requests[0][0]).decode()
+    prompt = backend.detokenize(backend.requests[0][0]).decode()
+    assert "calculator" not in prompt and math_suite.SYSTEM in prompt
 
 
 class Wiki:

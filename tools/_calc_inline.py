@@ -1,7 +1,7 @@
 """The calculator inline: arithmetic the model writes out, finished by the calculator.
 
     >>> inline_arithmetic("So he earns 195 × 144 =")
-    ({'expression': '195 * 144'}, ' 28080')
+    ({'expression': '195 × 144'}, ' 28080')
     >>> inline_arithmetic("x + 5 - 6 =") is None    # algebra: the left side is not all numbers
     True
 
@@ -22,6 +22,15 @@ What counts, decided here (anything doubtful is left to the model):
 - it starts the line, or follows a word, `:`, an opening bracket, or `,` or `;` and a space; never right after a letter,
   digit or other symbol (`2x + 3 =`, `√16 + 2 =`), and `==`, `<=`, `>=`, `!=` are not equations.
 Integers are written whole; other values as decimals of up to 12 places.
+
+A coder model writes its arithmetic as a program instead (Program-aided LMs, Gao et al. 2022):
+when the text ends in a fenced block (```python ... ```) that is a calculator program
+(tools/_calc_program.py: `name = expression` lines, arithmetic only), the calculator runs it
+and every step's value is written after the block, in a ```output block. A block with anything
+else in it (`def`, loops, strings, imports) is code, not arithmetic, and is left alone.
+
+    >>> inline_arithmetic("```python\\ndays = 6 * 2 * 12\\npay = 195 * days\\n```\\n")
+    ({'expression': 'days = 6 * 2 * 12\\npay = 195 * days'}, '```output\\ndays = 144\\npay = 28080\\n```\\n')
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from typing import Any
 from ._calc_format import _decimal, format_number
 from ._errors import ToolError
 
-__all__ = ["inline_arithmetic"]
+__all__ = ["MAX_TAIL", "inline_arithmetic"]
 
 _ENDS_IN_EQUALS = re.compile(r"(?<![<>!=:=])=[ ]?\Z")
 _LATEX = [
@@ -51,10 +60,16 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _BINARY = re.compile(r"(?<=[\d)\s])\s*[-+*/^×÷·−]\s*(?=[-−]?[\d(])")
 _FOLLOWS = set(":([{")
 MAX_CHARS = 200
+_FENCED = re.compile(r"```[ \t]*(?:python3?|py|calc|calculator)?[ \t]*\n(?P<body>(?:(?!```).)*?)\n?```\s*\Z", re.DOTALL)
+_WORKS = re.compile(r"[-+*/^%×÷]|\w\(")  # something to compute, not just `x = 5`
+MAX_TAIL = 4000  # the longest program read (the controller passes this much of the answer)
 
 
 def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
-    """(calculator arguments, the text to write next) when `text` ends in `<arithmetic> =`."""
+    """(calculator arguments, the text to write next) when `text` ends in `<arithmetic> =` or
+    in a fenced calculator program."""
+    if text.rstrip(" \n").endswith("```"):
+        return _program(text)
     end = _ENDS_IN_EQUALS.search(text[-MAX_CHARS - 2 :])
     if end is None:
         return None
@@ -88,6 +103,21 @@ def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
         return None
     shown = _show(value)
     return {"expression": expression}, (shown if text.endswith(" ") else " " + shown)
+
+
+def _program(text: str) -> tuple[dict[str, Any], str] | None:
+    from ._calc_program import format_program, run_program
+
+    m = _FENCED.search(text[-MAX_TAIL:])
+    if m is None or not _WORKS.search(m.group("body")):
+        return None
+    body = m.group("body").strip("\n")
+    try:
+        steps = run_program(body)
+    except ToolError:
+        return None
+    output = f"```output\n{format_program(steps)}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
+    return {"expression": body}, ("" if text.endswith("\n") else "\n") + output
 
 
 def _show(value: Fraction | float) -> str:

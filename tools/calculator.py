@@ -43,11 +43,12 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 
 from ._calc_format import format_number
 from ._calc_inline import inline_arithmetic
+from ._calc_program import format_program, is_program, run_program
 from ._errors import ToolError
 from ._tool import tool
 
@@ -84,19 +85,25 @@ _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 def calculate(expression: str) -> str:
     """Evaluate an arithmetic expression exactly and return the result as text.
 
-    expression: arithmetic such as "1234 * 5678", "(3 + 4) / 7^2", "17% of 2400" or "sqrt(2)"
+    expression: arithmetic such as "1234 * 5678", "(3 + 4) / 7^2", "17% of 2400" or "sqrt(2)"; or a few lines of named steps, such as "days = 6 * 2 * 12" then "pay = 195 * days"
     """
+    if not isinstance(expression, str):
+        raise CalculatorError("the expression must be a string")
+    if is_program(expression):
+        return format_program(run_program(expression))
     return format_number(evaluate(expression))
 
 
-def evaluate(expression: str) -> Number:
+def evaluate(expression: str, variables: Mapping[str, Number] | None = None, *, _work: list[float] | None = None) -> Number:
     """Evaluate `expression` to a `Fraction` (exact) or a `float` (transcendental); see the
-    module docstring for the notation. Raises `CalculatorError` with a readable message."""
+    module docstring for the notation. `variables` gives values to names (a program's earlier
+    steps). Raises `CalculatorError` with a readable message."""
     if not isinstance(expression, str):
         raise CalculatorError("the expression must be a string")
     if len(expression) > MAX_CHARS:
         raise CalculatorError(f"expression too long ({len(expression)} characters; the limit is {MAX_CHARS})")
-    source, numbers = _rewrite(expression)
+    variables = variables or {}
+    source, numbers = _rewrite(expression, variables)
     if not source.strip():
         raise CalculatorError("empty expression")
     try:
@@ -107,13 +114,16 @@ def evaluate(expression: str) -> Number:
         raise CalculatorError(f"could not parse {shown!r}: {reason}") from None
     except (RecursionError, MemoryError):
         raise CalculatorError(f"expression is nested too deeply (the limit is {MAX_DEPTH} levels)") from None
-    value = _Evaluator(numbers).visit(tree.body, 0)
+    evaluator = _Evaluator(numbers, variables, _work[0] if _work else 0.0)
+    value = evaluator.visit(tree.body, 0)
+    if _work:
+        _work[0] = evaluator.work
     if isinstance(value, float) and not math.isfinite(value):
         raise CalculatorError("the result is not a finite number")
     return value
 
 
-def _rewrite(expression: str) -> tuple[str, list[Fraction]]:
+def _rewrite(expression: str, variables: Mapping[str, Number]) -> tuple[str, list[Fraction]]:
     """Tokenize against the allowlist; return Python-syntax source with numbers as `_nI`
     placeholders (their exact values in the list) and postfix percents as `[_pct]`."""
     tokens: list[tuple[str, str]] = []  # (kind, text) with kind in number/name/op
@@ -129,7 +139,7 @@ def _rewrite(expression: str) -> tuple[str, list[Fraction]]:
         text = m.group()
         if kind == "space":
             continue
-        if kind == "name" and text not in _FUNCTIONS and text not in _CONSTANTS and text != "of":
+        if kind == "name" and text not in _FUNCTIONS and text not in _CONSTANTS and text not in variables and text != "of":
             raise CalculatorError(f"unknown name {text!r}")
         tokens.append((kind, _SPELLING.get(text, text)))  # type: ignore[arg-type]
 
@@ -166,9 +176,10 @@ def _literal(text: str) -> Fraction:
 
 
 class _Evaluator:
-    def __init__(self, numbers: list[Fraction]) -> None:
+    def __init__(self, numbers: list[Fraction], variables: Mapping[str, Number], work: float) -> None:
         self.numbers = numbers
-        self.work = 0.0
+        self.variables = variables
+        self.work = work
 
     def visit(self, node: ast.AST, depth: int) -> Number:
         if depth > MAX_DEPTH:
@@ -217,6 +228,8 @@ class _Evaluator:
     def _name(self, name: str) -> Number:
         if name.startswith("_n"):
             return self.numbers[int(name[2:])]
+        if name in self.variables:
+            return self.variables[name]
         if name in _CONSTANTS:
             return _CONSTANTS[name]
         if name in _FUNCTIONS:
@@ -392,6 +405,7 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Number], int, int]] = {
     "min": (lambda *xs: min(xs), 1, 99),
     "max": (lambda *xs: max(xs), 1, 99),
     "floor": (_to_int(math.floor), 1, 1),
+    "int": (_to_int(math.trunc), 1, 1),
     "ceil": (_to_int(math.ceil), 1, 1),
 }
 
@@ -403,7 +417,8 @@ calculator = tool(
         "Exact calculator. Give one arithmetic expression; get the exact result (fractions are "
         "also shown as decimals). Supports + - * / // % ** (or ^), parentheses, percentages "
         "('17% of 2400', '2400 * 17%'), sqrt, log, exp, sin, cos, tan, abs, round, min, max, "
-        "floor, ceil, pi and e. Use it for any arithmetic instead of computing in your head."
+        "floor, ceil, int, pi and e. Several steps may be given one per line as 'name = expression'; "
+        "later lines use earlier names. Use it for any arithmetic instead of computing in your head."
     ),
 )
 calculator.inline = inline_arithmetic  # arithmetic written out in the answer is finished exactly

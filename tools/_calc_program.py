@@ -1,0 +1,101 @@
+"""Calculator programs: a few named steps, one per line, as people write them out (bc-style).
+
+    >>> print(calculate("days = 6 * 2 * 12\\npay = 195 * days"))
+    days = 144
+    pay = 28080
+    >>> print(calculate("hours = 3 * 4; hours / 5"))
+    hours = 12
+    12/5 = 2.4
+
+Each line (or `;`-separated statement) is `name = expression` or a bare expression; later lines
+use the names earlier lines set. Every step's value is shown, so the model can quote any of them.
+The expressions are the calculator's own (tools/calculator.py), evaluated the same exact,
+bounded way: nothing here runs code either. Only what a coder model writes around arithmetic is
+read past: `# comments`, `print(...)` around an expression (and its text labels), and blank
+lines.
+
+Bounds: MAX_CHARS characters and MAX_STEPS steps in all, and one work budget for the whole
+program (the calculator's MAX_WORK), so a program costs no more than one long expression.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from ._calc_format import format_number
+
+__all__ = ["MAX_CHARS", "MAX_STEPS", "format_program", "is_program", "run_program"]
+
+MAX_CHARS = 4000
+MAX_STEPS = 60
+_ASSIGN = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)(.*)", re.DOTALL)
+_PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
+
+_LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
+_FSTRING = re.compile(r"""\s*f(["'])[^"'{}\\]*\{([^{}:!"']+)\}[^"'{}\\]*\1\s*""")
+Step = tuple[str | None, Fraction | float]
+
+
+def is_program(text: str) -> bool:
+    """More than one statement, or an assignment: a program rather than one expression."""
+    return len(_statements(text[:MAX_CHARS + 1])) > 1 or _ASSIGN.fullmatch(text.split("#", 1)[0]) is not None
+
+
+def run_program(text: str) -> list[Step]:
+    """Evaluate each step in order; return (name or None, value) for every step."""
+    from .calculator import _CONSTANTS, _FUNCTIONS, CalculatorError, evaluate
+
+    if len(text) > MAX_CHARS:
+        raise CalculatorError(f"program too long ({len(text)} characters; the limit is {MAX_CHARS})")
+    statements = _statements(text)
+    if not statements:
+        raise CalculatorError("empty expression")
+    if len(statements) > MAX_STEPS:
+        raise CalculatorError(f"too many steps ({len(statements)}; the limit is {MAX_STEPS})")
+    variables: dict[str, Fraction | float] = {}
+    steps: list[Step] = []
+    work = [0.0]
+    for number, statement in enumerate(statements, 1):
+        name, expression = None, statement
+        if m := _ASSIGN.fullmatch(statement):
+            name, expression = m.group(1), m.group(2)
+            if name in _FUNCTIONS or name in _CONSTANTS or name == "of":
+                raise CalculatorError(f"line {number}: {name!r} is a built-in name and cannot be assigned")
+        elif m := _PRINT.fullmatch(statement):
+            expression = _printed(m.group(1))
+        try:
+            value = evaluate(expression, variables, _work=work)
+        except CalculatorError as exc:
+            raise CalculatorError(f"line {number} ({_short(statement)}): {exc}") from None
+        if name is not None:
+            variables[name] = value
+        steps.append((name, value))
+    return steps
+
+
+def format_program(steps: list[Step]) -> str:
+    return "\n".join(format_number(v) if name is None else f"{name} = {format_number(v)}" for name, v in steps)
+
+
+def _statements(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        out += [s.strip() for s in line.split(";") if s.strip()]
+    return out
+
+
+def _printed(args: str) -> str:
+    """What `print(...)` shows that is a number: `print("Total:", total)` and
+    `print(f"Total: {total}")` show `total`. Labels are dropped; anything else is left for the
+    calculator to refuse."""
+    fstring = _FSTRING.fullmatch(args)
+    if fstring:
+        return fstring.group(2)
+    kept = [a for a in args.split(",") if not _LABEL.fullmatch(a)]
+    return ",".join(kept) if len(kept) == 1 else args
+
+
+def _short(statement: str) -> str:
+    return statement if len(statement) <= 40 else statement[:37] + "..."
