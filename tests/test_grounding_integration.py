@@ -3,11 +3,13 @@ search → open → quote over a small corpus, with the final event's citations 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tooltoken import Agent
 from tooltoken.tools import BM25Search, Browser, Document
-from tooltoken.tools.calculator import calculator
+from tooltoken.tools.calculator import calculate, calculator
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +35,16 @@ def test_arithmetic_written_out_is_finished_by_the_calculator_inline(smollm2_pat
     assert final.usage.inline_calls >= 1
     assert "28471" in final.answer  # 195 * 144 + 17 * 23
     assert final.tool_calls == [] and final.stop_reason == "stop"
+
+
+def test_a_program_in_a_code_block_is_run_by_the_calculator_inline(smollm2_path):
+    agent = Agent(smollm2_path, inline_tools=[calculator], max_tokens=64)
+    final = agent.run("Copy this code block exactly, with nothing else:\n```python\nweeks = 2 * 12\npay = 195 * 6 * weeks\n```")
+    assert final.usage.inline_calls >= 1, final.answer
+    # what SmolLM2 copies varies with the KV cache's history (`195 * 6 * 2 * 12`, `195 * 6 * 2`):
+    # the values written after the block are the calculator's for the program it wrote
+    program, output = re.search(r"```python\n(.*?)```\n```output\n(.*?)```", final.answer, re.S).groups()
+    assert output == calculate(program) + "\n" and output.startswith("weeks = 24\npay = ")
 
 
 def test_search_open_quote_yields_a_verified_quote_with_its_location(smollm2_path, tmp_path):
