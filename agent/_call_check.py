@@ -1,9 +1,16 @@
 """The call check (Options.call_check): before a call the model chose to make runs, the same model
-is asked on the side whether calling that function does what the request asks.
+is asked on the side two questions, each in a prompt of its own: whether calling that function does
+what the request asks, and whether the request gives the values the call passes.
 
     Request: What is the mass of an electron?
     Function: calculate_current   What it does: ...   Parameters: ...
     Does calling this function do what the request asks? Answer yes or no.   → log P(yes) - log P(no)
+
+    Request: What is the mass of an electron?
+    Call: calculate_current(voltage=10, resistance=5)
+    Does the request give, or clearly imply, every argument value in this call? ...  → log-odds
+
+The call's score is the lower of the first and the second plus VALUES_OFFSET (one threshold).
 
 The question is a prompt of its own, rendered with the model's chat template (the request is
 untrusted text: never control tokens), evaluated by `Backend.side_logits`, which keeps the
@@ -13,6 +20,7 @@ call right almost always; asked on its own, it separates them (figures at CHECK_
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -32,14 +40,24 @@ from ._template import render
 #   no."): -2.04 to 0.48 unrelated, 1.05 to 2.53 right. On the published items that took BFCL
 #   irrelevance from 0.70 to 0.90 but dropped 8 of the first 23 simple_python calls (0.20-0.87), all
 #   8 right, so it is not used. A two-example few-shot prompt did worse on the held-out set.
+# - the values question (2026-12-04; 30 held-out irrelevance items, 23 calls to a declared function,
+#   5 to invented ones; 46 right calls of 30 simple_python and 20 multiple held-out items): values
+#   log-odds -0.38 to 0.90 for the unrelated calls, 0.20 to 1.42 for the right ones, where the
+#   function question alone gives -0.31 to 2.14 and 0.89 to 2.48. Declining below 0.9 on the function
+#   question or below 0.35 on the values one made no call on 28 of 30 irrelevance items (function
+#   question alone: 21 of 30) and kept 44 of 46 right calls (alone: 45 of 46). Asking the function
+#   question with the call shown did not separate better (unrelated 0.17 to 1.75, right 1.13 to 2.30).
 CHECK_SYSTEM = "You check tool calls."
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
+VALUES_QUESTION = "Does the request give, or clearly imply, every argument value in this call? Answer yes or no."
+VALUES_OFFSET = 0.55  # the values question's threshold sits this much below the function question's
 # said to the model, in the user's turn, after a call was taken back
 DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
 
 
 def judge(backend: Any, tools: dict[str, Tool], request: str, calls: list[Call]) -> float | None:
-    """The lowest yes-no log-odds over the functions `calls` name; None if the backend cannot say."""
+    """The lowest score over `calls`: min(function log-odds, values log-odds + VALUES_OFFSET), the
+    function question asked once a function; None if the backend cannot say."""
     side = getattr(backend, "side_logits", None)
     if side is None:
         return None
@@ -48,10 +66,13 @@ def judge(backend: Any, tools: dict[str, Tool], request: str, calls: list[Call])
     no = sorted({t for w in ("no", "No") for t in first[w]} - set(yes))
     if not yes or not no:
         return None
-    scores = []
-    for name in dict.fromkeys(str(c.name) for c in calls):
-        logits = side(_prompt(backend, tools[name], request), yes + no)
-        scores.append(_logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :]))
+
+    def odds(question: str) -> float:
+        logits = side(_tokens(backend, question), yes + no)
+        return _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :])
+
+    scores = [odds(_function_question(tools[name], request)) for name in dict.fromkeys(str(c.name) for c in calls)]
+    scores += [odds(_values_question(c, request)) + VALUES_OFFSET for c in calls if c.arguments]
     return min(scores) if scores else None
 
 
@@ -63,11 +84,19 @@ def opening_token(backend: Any, call_open: str) -> list[int]:
     return tokens if len(tokens) == 1 and tokens != backend.tokenize(opening, special=False) else []
 
 
-def _prompt(backend: Any, tool: Tool, request: str) -> list[int]:
+def _function_question(tool: Tool, request: str) -> str:
     props = tool.parameters.get("properties") or {}
     params = "; ".join(f"{k}: {v.get('description', '')}"[:200] for k, v in props.items() if isinstance(v, dict))
-    question = (f"Request: {request[:1000]}\n\nFunction: {tool.name}\nWhat it does: {tool.description[:600]}\n"
-                f"Parameters: {params[:600]}\n\n{CHECK_QUESTION}")
+    return (f"Request: {request[:1000]}\n\nFunction: {tool.name}\nWhat it does: {tool.description[:600]}\n"
+            f"Parameters: {params[:600]}\n\n{CHECK_QUESTION}")
+
+
+def _values_question(call: Call, request: str) -> str:
+    args = ", ".join(f"{k}={json.dumps(v)[:200]}" for k, v in call.arguments.items())
+    return f"Request: {request[:1000]}\n\nCall: {call.name}({args[:800]})\n\n{VALUES_QUESTION}"
+
+
+def _tokens(backend: Any, question: str) -> list[int]:
     messages = [{"role": "system", "content": CHECK_SYSTEM}, {"role": "user", "content": question}]
     pieces = render(backend.chat_template, messages, bos_token=backend.bos_text, eos_token=backend.eos_text,
                     trusted=frozenset({0}))

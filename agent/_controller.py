@@ -60,8 +60,9 @@ class Options:
     inline_calls: bool = True
     max_inline_calls: int = 64
     # the call check (_call_check.py): before a call the model made of its own accord runs, the
-    # model is asked on the side whether calling that function does what the request asks; below
-    # this yes-no log-odds the call is not made and the model answers in words. None: no check.
+    # model is asked on the side whether calling that function does what the request asks, and whether
+    # the request gives the call's values; below this score (yes-no log-odds) the call is not made and
+    # the model answers in words. None: no check.
     call_check: float | None = None
 
 
@@ -382,7 +383,8 @@ class Controller:
                 why = f"{', '.join(unknown)} is not a tool here"
             elif all(c.problem is None for c in calls):
                 check = judge(self.b, self.tools, self._request, calls)
-                why = (f"asked whether it is what the request needs, the model judged not (yes-no log-odds "
+                why = (f"asked whether it is what the request needs, with values the request gives, the model judged "
+                       f"not (yes-no log-odds "
                        f"{check:.2f} < {self.opt.call_check:g})") if check is not None and check < self.opt.call_check else ""
             else:
                 why = ""  # a malformed call: its error goes back to the model as usual
