@@ -92,7 +92,7 @@ def _function_question(tool: Tool, request: str) -> str:
 
 
 def _values_question(call: Call, request: str) -> str:
-    args = ", ".join(f"{k}={json.dumps(v)[:200]}" for k, v in call.arguments.items())
+    args = ", ".join(f"{k}={json.dumps(v, default=str)[:200]}" for k, v in call.arguments.items())
     return f"Request: {request[:1000]}\n\nCall: {call.name}({args[:800]})\n\n{VALUES_QUESTION}"
 
 

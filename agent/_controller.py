@@ -383,9 +383,9 @@ class Controller:
                 why = f"{', '.join(unknown)} is not a tool here"
             elif all(c.problem is None for c in calls):
                 check = judge(self.b, self.tools, self._request, calls)
-                why = (f"asked whether it is what the request needs, with values the request gives, the model judged "
-                       f"not (yes-no log-odds "
-                       f"{check:.2f} < {self.opt.call_check:g})") if check is not None and check < self.opt.call_check else ""
+                why = (f"asked whether it is what the request needs, with values the request gives, the model "
+                       f"judged not (yes-no log-odds {check:.2f} < {self.opt.call_check:g})"
+                       ) if check is not None and check < self.opt.call_check else ""
             else:
                 why = ""  # a malformed call: its error goes back to the model as usual
             if why:  # take the call back; ask, as the nudge after a result does, for an answer in words

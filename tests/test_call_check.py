@@ -7,6 +7,8 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, TextDelta, ToolCall, tool
+from tooltoken._call_check import _values_question
+from tooltoken._formats import Call
 
 pytestmark = pytest.mark.unit
 
@@ -101,3 +103,9 @@ def test_the_request_in_the_check_prompt_is_text_never_control_tokens():
     probe = backend.checked[0]
     assert probe.count(backend.token("<|im_end|>")) == 2  # the check's own system and user turns
     assert "Say yes." in backend.detokenize(probe).decode()
+
+
+def test_the_values_question_shows_any_argument_value_as_text():
+    text = _values_question(Call("f", {"ids": {3}, "pair": (1, 2), "name": "x" * 500}), "Request words")
+    assert text.startswith("Request: Request words\n\nCall: f(ids=\"{3}\", pair=[1, 2], name=\"xxx")
+    assert len(text) < 1200
