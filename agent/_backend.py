@@ -68,10 +68,15 @@ class LlamaBackend:
         repeat_penalty: float = 1.0,
         call_greedy: bool = True,
         draft: Any = None,
+        batch_invariant: bool | None = None,
         llama_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """`draft`: None, "prompt-lookup" (drafts copied from the context: answers quote their
         tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`.
+        `batch_invariant` (default: on with a draft, off without): llama.cpp settings under which
+        a batch of up to `INVARIANT_ROWS` tokens gets the logits one-token decoding gets, bit for
+        bit, so a draft cannot change the text (see `invariant_options`). A plain backend with it
+        on decodes the same text as one with a draft.
         The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them)."""
         self.sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                  repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
@@ -85,13 +90,18 @@ class LlamaBackend:
         self.path = str(path)
         self.name = os.path.basename(self.path)
         drafter = make_draft(draft)
-        # Flash attention everywhere: without it llama.cpp's batched attention differs in the last
-        # bits from one-token evaluation, so a draft (verified in batches) could change greedy text.
-        # A draft also needs logits for every position (llama-cpp-python 0.3.36 sizes its score
-        # buffer by logits_all, and fails past n_batch tokens without it).
-        options = {"flash_attn": True, **({"logits_all": True} if drafter is not None else {}), **(llama_kwargs or {})}
+        self.batch_invariant = drafter is not None if batch_invariant is None else batch_invariant
+        # Flash attention everywhere (llama.cpp's attention without it differs with the batch
+        # size). A draft also needs logits for every position (llama-cpp-python 0.3.36 sizes its
+        # score buffer by logits_all, and fails past n_batch tokens without it).
+        options = {"flash_attn": True, **({"logits_all": True} if drafter is not None else {}),
+                   **(invariant_options(llama_cpp) if self.batch_invariant else {}), **(llama_kwargs or {})}
+        if self.batch_invariant:
+            _check_invariant(options, drafter)
         try:
-            self.llm = llama_cpp.Llama(
+            self.llm = _load(
+                llama_cpp,
+                repack=not self.batch_invariant,
                 model_path=self.path,
                 n_ctx=n_ctx,
                 n_threads=n_threads or max(1, os.cpu_count() or 1),
@@ -212,6 +222,71 @@ class LlamaBackend:
             llm.n_tokens = held if restored else 0  # if not, the next generate evaluates everything
             llm.input_ids[:held] = ids
             llm._requires_eval = True  # the logits are the probe's: never sample from them
+
+
+# Batch invariance. llama.cpp's CPU kernels depend on the number of tokens in a batch, so a draft
+# verified in one batch can get logits a few tenths off one-token decoding's and flip a near tie
+# (ggml-org/llama.cpp#23335). Measured on Qwen2.5-1.5B Q4_K_M, 2 threads, logits of a batch of k
+# against the same tokens one at a time (0.3.36's vendored llama.cpp):
+# - repacked weights (the default "extra buffer types": Q4_K as q4_K_8x8) use a gemm kernel from
+#   4 rows: off by 0.43 from k=4;
+# - without repacking, the tiled K-quant matmul (ggml-cpu/tiled) takes over from 8 rows: off by
+#   0.41 from k=8; below 8 rows every row is the same dot product as one token's;
+# - with an F16/F32 KV cache one-token decoding splits flash attention over the threads once the
+#   cache view reaches 512 cells, and a batch does not: off by 0.41-0.58 from k=2 with 2 threads;
+#   a Q8_0 cache takes the unsplit kernel both ways.
+# With no repacking, a Q8_0 KV cache and at most 7 rows, k = 2..7 agreed bit for bit with one
+# token (contexts of 100-700 tokens, 1 and 2 threads). Prompt processing keeps the tiled kernel
+# (8+ rows) and runs about as fast as with repacking; one-token decoding is ~10% slower.
+# Kernels differ by CPU (AVX-512, ARM): `tooltoken bench invariance` measures all this anew.
+INVARIANT_ROWS = 7
+
+_LOAD_LOCK = threading.Lock()
+
+
+def invariant_options(llama_cpp: Any) -> dict[str, Any]:
+    return {"flash_attn": True, "type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0}
+
+
+def _check_invariant(options: dict[str, Any], drafter: Any) -> None:
+    if not options.get("flash_attn"):
+        raise ConfigError("batch_invariant needs flash_attn=True (llama.cpp's other attention depends on the batch size)")
+    if {options.get("type_k"), options.get("type_v")} & {0, 1}:  # GGML_TYPE_F32, GGML_TYPE_F16
+        raise ConfigError("batch_invariant needs a quantized KV cache (type_k/type_v such as Q8_0): with F16 or F32 "
+                          "llama.cpp splits one token's attention across threads and a batch's not")
+    if drafter is None:
+        return
+    n = getattr(drafter, "num_pred_tokens", None)
+    if not isinstance(n, int) or n > INVARIANT_ROWS - 1:
+        raise ConfigError(
+            f"a draft of {n if isinstance(n, int) else 'unbounded'} tokens is verified in batches where llama.cpp's "
+            f"kernels differ from one-token decoding: draft at most {INVARIANT_ROWS - 1} tokens "
+            "(num_pred_tokens), or pass batch_invariant=False and accept that greedy text may change"
+        )
+
+
+def _load(llama_cpp: Any, *, repack: bool, **kwargs: Any) -> Any:
+    """`llama_cpp.Llama(**kwargs)`, with weight repacking (llama.cpp's `use_extra_bufts`) off if
+    asked. llama-cpp-python 0.3.36 has no argument for it: its __init__ reads
+    `llama_model_default_params()`, which is swapped for the call (under a lock)."""
+    if repack:
+        return llama_cpp.Llama(**kwargs)
+    import llama_cpp.llama as module
+
+    lib = module.llama_cpp
+    default = lib.llama_model_default_params
+
+    def no_repack() -> Any:
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        lib.llama_model_default_params = no_repack
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            lib.llama_model_default_params = default
 
 
 def _llama_seed(seed: int) -> int:

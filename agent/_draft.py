@@ -9,12 +9,15 @@ draft costs time, never words). Two drafts:
   and what followed them there is proposed. A grounded answer restates its tool results, so long
   runs of it are copies. The most recent occurrence wins (the tool result just inserted, or the
   answer's own last sentence). It drafts only in the middle of a copy: when the last 6 or more
-  tokens occur earlier (up to 12 are matched), and then 15 tokens at once. On a 2-core CPU a
-  batch is nearly as dear as its tokens one by one (Qwen2.5-1.5B Q4_K_M, flash attention,
-  measured: 1 token 34 ms, 4 tokens 99 ms, 10 tokens 253 ms, 16 tokens 279 ms, 32 tokens 474
-  ms), so only long drafts that are nearly all accepted save time: a batch of 16 costs 8 tokens'
-  time. Replayed on the bench's 20 answers with those costs, llama-cpp-python's defaults
-  (2-gram, 10 tokens) came out at 0.98x and drafting from 6-token matches at 1.47x.
+  tokens occur earlier (up to 12 are matched), and then 6 tokens at once. On a 2-core CPU a
+  batch is nearly as dear as its tokens one by one, so only drafts that are nearly all accepted
+  save time; and 6 is the most a batch-invariant backend verifies (a batch of 7: see
+  tooltoken._backend). Measured with those kernels (Qwen2.5-1.5B Q4_K_M, 600 tokens of
+  context): 1 token 76 ms, 2 tokens 113, 4 tokens 177, 7 tokens 278. On the bench's 20 answers
+  drafting 6 tokens came out at 1.52x; 15 tokens at 1.69x, but only with llama.cpp's tiled
+  matmul switched off for the whole process (GGML_CPU_TILED_MM=0: 16 rows 589 ms, and prompt
+  processing at 40 tokens/s instead of 116); llama-cpp-python's defaults (2-gram, 10 tokens),
+  replayed with earlier costs, at 0.98x.
 - `GGUFDraftModel(path)`: a second, small GGUF model drafts greedily. It must share the main
   model's vocabulary (the same token ids for the same text; e.g. Qwen2.5-0.5B for Qwen2.5-1.5B):
   `check(main_llm)` compares the two and raises `ConfigError` when they differ. Until `check` has
@@ -31,15 +34,11 @@ the turn) is not counted.
 
 What the draft cannot guarantee on its own (the backend must):
 - The same text as plain decoding needs a batched evaluation to give the logits one-token
-  evaluation gives. llama.cpp's CPU kernels depend on the batch size. Without flash attention
-  every batch of 2 or more differs from one token (SmolLM2-135M Q4_1: logits off by up to 0.8,
-  one greedy token in 50 flipped). With `flash_attn=True` (LlamaBackend's default) and one
-  thread, SmolLM2 batches agree bit for bit with one-token evaluation; with 2 threads they
-  differ once the context passes ~256 tokens (up to 0.95: the threads split the attention
-  differently). Qwen2.5 Q4_K_M differs from 4 tokens a batch even on one thread (up to 0.6;
-  also with weight repacking off and GGML_CPU_TILED_MM=0), so its text can change where two
-  tokens are nearly tied. llama.cpp's maintainers call this expected ("we use different kernels
-  for different batch sizes", ggml-org/llama.cpp#23335).
+  evaluation gives. llama.cpp's CPU kernels depend on the batch size ("we use different kernels
+  for different batch sizes", ggml-org/llama.cpp#23335): with its default settings Qwen2.5 Q4_K_M
+  batches of 4 differ from one token by up to 0.43 and 1 of 20 bench answers changed.
+  `LlamaBackend(batch_invariant=True)` (the default with a draft) picks settings under which a
+  batch of up to 7 tokens agrees bit for bit; see tooltoken._backend.
 - For the same reason the last token the consumer took must be evaluated later with what the
   controller inserts, as plain decoding does, not kept from a draft batch: `drop_unconsumed`.
 - llama-cpp-python 0.3.36 sizes `Llama.scores` by the `logits_all` argument, not by the draft,
@@ -153,7 +152,7 @@ class PromptLookup(_Counting, LlamaPromptLookupDecoding):
         []
     """
 
-    def __init__(self, max_ngram_size: int = 12, num_pred_tokens: int = 15, min_ngram_size: int = 6,
+    def __init__(self, max_ngram_size: int = 12, num_pred_tokens: int = 6, min_ngram_size: int = 6,
                  recent: bool = True) -> None:
         if not 1 <= min_ngram_size <= max_ngram_size or num_pred_tokens < 1:
             raise ConfigError("prompt lookup needs 1 <= min_ngram_size <= max_ngram_size and num_pred_tokens >= 1")

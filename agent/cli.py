@@ -578,16 +578,30 @@ if typer is not None:
 
         _print_bench(run(), as_json)
 
+    @bench_app.command("invariance")
+    def bench_invariance(
+        model: Optional[str] = typer.Option(None, "--model", "-m"),
+        as_json: bool = typer.Option(False, "--json"),
+        context: int = typer.Option(700, "--context"),
+    ) -> None:
+        """Logits of a batch against one token at a time, and prefill/decode speed, default vs batch-invariant."""
+        from tooltoken.evals.bench_invariance import bench_invariance as run
+
+        _print_bench(run(model, context=context), as_json)
+
     @bench_app.command("speculative")
     def bench_speculative(
         model: Optional[str] = typer.Option(None, "--model", "-m"),
         as_json: bool = typer.Option(False, "--json"),
         limit: int = typer.Option(20, "--limit"),
+        batch_invariant: bool = typer.Option(
+            True, "--batch-invariant/--no-batch-invariant",
+            help="llama.cpp settings under which a draft batch computes as one token does (default)"),
     ) -> None:
         """Prompt-lookup speculative decoding on grounded answers, against plain greedy decoding."""
         from tooltoken.evals.bench_speculative import bench_speculative as run
 
-        _print_bench(run(model, limit=limit), as_json)
+        _print_bench(run(model, limit=limit, batch_invariant=batch_invariant), as_json)
 
     # Commands from other modules register themselves: `index` (retrieval), `eval` (evals),
     # `run`/`serve`/`config` (interfaces). Each module imports its heavy parts lazily, inside

@@ -9,8 +9,8 @@ embedded below, then answer by restating or quoting what came back: answers copy
 and figures from the inserted result, which is what prompt lookup drafts from.
 
 Two backends of the same GGUF are loaded side by side in one process, one plain and one with
-the draft, with the same settings otherwise; each question runs on both, in alternating order
-(plain first on even questions). Only answer tokens sampled after the tool result count:
+the draft, with the same settings otherwise (a third is described below); each question runs on
+each, in rotating order (plain first on the first question). Only answer tokens sampled after the tool result count:
 - tokens_per_s_*: those tokens ÷ the time from the first of them to the end of the answer,
   summed over questions (the decode rate; evaluating the inserted result is excluded, as it is
   the same work on both sides).
@@ -20,11 +20,15 @@ the draft, with the same settings otherwise; each question runs on both, in alte
 - identical_text: every answer, and every tool call, was the same on both sides; `differing`
   lists the questions where not.
 - acceptance: drafted tokens the model confirmed ÷ drafted tokens (drafts whose fate is known).
+- *_default: a third backend, plain with llama.cpp's default settings (repacked weights, F16 KV
+  cache), in the same rotation: the speedup against it, and the answers where its text differs
+  from the speculative side's (other kernels, other rounding: not a fault of the draft).
 
-Settings: flash attention on both sides (without it llama.cpp's batched attention differs in the
-last bits from one-token evaluation and greedy text can change; see tooltoken._draft), and
-`logits_all=True` on the speculative side (llama-cpp-python 0.3.36 needs it for a draft model
-past 512 tokens of context). Nothing is printed; the CLI prints the dict as JSON.
+Settings: both sides `batch_invariant` (no weight repacking, a Q8_0 KV cache, flash attention:
+llama.cpp then computes a draft batch of up to 7 tokens as it computes one token, so the draft
+cannot change the text; see tooltoken._backend), and `logits_all=True` on the speculative side
+(llama-cpp-python 0.3.36 needs it for a draft model past 512 tokens of context). Nothing is
+printed; the CLI prints the dict as JSON.
 """
 
 from __future__ import annotations
@@ -156,10 +160,16 @@ def bench_speculative(
     flash_attn: bool = True,
     n_threads: int | None = None,
     n_ctx: int = 4096,
+    batch_invariant: bool = True,
+    against_default: bool = True,
 ) -> dict[str, Any]:
     """Plain against speculative decoding on `limit` grounded questions; see the module docstring.
 
-    `draft`: "prompt-lookup", the path of a draft GGUF, or a LlamaDraftModel (for tuning)."""
+    `draft`: "prompt-lookup", the path of a draft GGUF, or a LlamaDraftModel (for tuning).
+    `batch_invariant=False`: both sides with llama.cpp's default kernels (weights repacked, F16
+    KV cache); drafts may then change the text. `against_default`: also run a third, plain backend
+    with llama.cpp's default settings (when `batch_invariant`), for the speedup a user of the
+    default backend sees."""
     from tooltoken import Agent, LlamaBackend
     from tooltoken._backend import make_draft
     from tooltoken._models import resolve_model
@@ -172,24 +182,28 @@ def bench_speculative(
     if drafter is None:
         raise ConfigError("bench speculative needs a draft: 'prompt-lookup', a draft GGUF or a LlamaDraftModel")
     kwargs: dict[str, Any] = {"flash_attn": flash_attn}
-    plain = LlamaBackend(path, n_ctx=n_ctx, n_threads=n_threads, llama_kwargs=kwargs)
-    spec = LlamaBackend(path, n_ctx=n_ctx, n_threads=n_threads, draft=drafter,
+    plain = LlamaBackend(path, n_ctx=n_ctx, n_threads=n_threads, batch_invariant=batch_invariant, llama_kwargs=kwargs)
+    spec = LlamaBackend(path, n_ctx=n_ctx, n_threads=n_threads, draft=drafter, batch_invariant=batch_invariant,
                         llama_kwargs={**kwargs, "logits_all": True})
+    backends = {"plain": plain, "speculative": spec}
+    if against_default and batch_invariant:
+        backends["default"] = LlamaBackend(path, n_ctx=n_ctx, n_threads=n_threads, llama_kwargs=kwargs)
     if hasattr(drafter, "check"):
         drafter.check(spec.llm)
     lookup = _lookup_tool()
     agents = {name: Agent(b, tools=[lookup], tool_choice="lookup", max_tokens=max_tokens)
-              for name, b in (("plain", plain), ("speculative", spec))}
+              for name, b in backends.items()}
     questions = [q for _, q in (QUESTIONS * (limit // len(QUESTIONS) + 1))[:limit]]
-    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "speculative": []}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in backends}
+    names = list(backends)
     try:
         for i, question in enumerate(questions):
-            order = ("plain", "speculative") if i % 2 == 0 else ("speculative", "plain")
+            order = names[i % len(names) :] + names[: i % len(names)]  # each side first in turn
             for name in order:
                 runs[name].append(_run(agents[name], question))
     finally:
-        plain.llm.close()
-        spec.llm.close()
+        for backend in backends.values():
+            backend.llm.close()
         if hasattr(drafter, "llm"):
             drafter.llm.close()
     differing = [i for i, (p, s) in enumerate(zip(runs["plain"], runs["speculative"]))
@@ -203,6 +217,15 @@ def bench_speculative(
     plain_rate, spec_rate = rate("plain", "decode_s"), rate("speculative", "decode_s")
     plain_wall, spec_wall = rate("plain", "wall_s"), rate("speculative", "wall_s")
     stats = getattr(drafter, "stats", None)
+    default: dict[str, Any] = {}
+    if "default" in runs:
+        default_rate, default_wall = rate("default", "decode_s"), rate("default", "wall_s")
+        default["tokens_per_s_plain_default"] = round(default_rate, 2)
+        default["speedup_vs_default"] = round(spec_rate / default_rate, 3) if default_rate else None
+        default["speedup_wall_vs_default"] = round(spec_wall / default_wall, 3) if default_wall else None
+        default["differing_from_default"] = [
+            i for i, (p, s) in enumerate(zip(runs["default"], runs["speculative"]))
+            if (p["answer"], p["calls"]) != (s["answer"], s["calls"])]
     return {
         "model": plain.name,
         "n": len(questions),
@@ -215,6 +238,7 @@ def bench_speculative(
         "wall_tokens_per_s_plain": round(plain_wall, 2),
         "wall_tokens_per_s_speculative": round(spec_wall, 2),
         "speedup_wall": round(spec_wall / plain_wall, 3) if plain_wall else None,
+        **default,
         "answer_tokens": sum(r["tokens"] for r in runs["plain"]),
         "tool_calls": sum(len(r["calls"]) for r in runs["plain"]),
         "acceptance": round(stats.acceptance, 3) if stats and stats.acceptance is not None else None,
@@ -222,6 +246,7 @@ def bench_speculative(
         "accepted": stats.accepted if stats else None,
         "draft_rounds": stats.rounds if stats else None,
         "flash_attn": flash_attn,
+        "batch_invariant": batch_invariant,
         "n_threads": plain.llm.n_threads if hasattr(plain.llm, "n_threads") else n_threads,
         "max_tokens": max_tokens,
     }

@@ -129,9 +129,26 @@ def test_plain_decoding_context_is_left_alone():
 
 
 def test_by_default_drafts_come_only_from_the_middle_of_a_copy():
-    """On a CPU a batch costs nearly what its tokens cost one by one: draft 15 tokens, and only
-    where the last 6 tokens already occur earlier (see tooltoken._draft)."""
+    """On a CPU a batch costs nearly what its tokens cost one by one: draft 6 tokens (a batch of
+    7, the most llama.cpp computes as one token), and only where the last 6 tokens already occur
+    earlier (see tooltoken._draft)."""
     d = PromptLookup()
     source = list(range(100, 140))
     assert d.find(ids(*source, 7, *source[:5])) == []  # a 5-token match: no draft
-    assert d.find(ids(*source, 7, *source[:6])) == source[6:21]  # 6 tokens: the next 15
+    assert d.find(ids(*source, 7, *source[:6])) == source[6:12]  # 6 tokens: the next 6
+
+
+def test_batch_invariance_bounds_the_draft_and_needs_flash_attention():
+    from tooltoken._backend import INVARIANT_ROWS, _check_invariant
+
+    _check_invariant({"flash_attn": True}, PromptLookup())  # 6 tokens: a batch of 7
+    _check_invariant({"flash_attn": True}, None)
+    assert INVARIANT_ROWS == 7
+    with pytest.raises(ConfigError, match="draft at most 6 tokens"):
+        _check_invariant({"flash_attn": True}, PromptLookup(num_pred_tokens=15))
+    with pytest.raises(ConfigError, match="unbounded"):
+        _check_invariant({"flash_attn": True}, object())  # a draft with no num_pred_tokens
+    with pytest.raises(ConfigError, match="flash_attn"):
+        _check_invariant({"flash_attn": False}, None)
+    with pytest.raises(ConfigError, match="quantized KV cache"):
+        _check_invariant({"flash_attn": True, "type_k": 1, "type_v": 8}, None)
