@@ -173,3 +173,23 @@ def test_a_small_batch_gets_the_logits_of_one_token(smollm2_path, context):
         for i in range(k):
             assert np.array_equal(llm.scores[start + i], one[i]), (k, i)
     llm.close()
+
+
+def test_the_benches_run_on_the_real_model(smollm2_path):
+    """`tooltoken bench invariance` and `bench speculative` as a user runs them (in a process of
+    their own: the figures of the README come from these commands on Qwen2.5)."""
+    import subprocess
+    import sys
+
+    def bench(*args):
+        out = subprocess.run([sys.executable, "-c", "from tooltoken.cli import main; main()", "bench", *args,
+                              "--model", smollm2_path, "--json"], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    inv = bench("invariance", "--context", "600")
+    assert all(inv["batch_invariant"]["max_logit_diff"][str(k)] == 0.0 for k in range(2, 8))
+    assert inv["batch_invariant"]["prefill_tokens_per_s"] > 0 and inv["default"]["decode_tokens_per_s"] > 0
+    spec = bench("speculative", "--limit", "2")
+    assert spec["identical_text"] is True and spec["batch_invariant"] is True
+    assert {"speedup", "speedup_vs_default", "differing_from_default"} <= spec.keys()
