@@ -69,7 +69,7 @@ def _measure(llm: Any, tokens: list[int], context: int, repeats: int) -> dict[st
     for k in range(2, len(follow) + 1):
         rewind(start)
         llm.eval(follow[:k])
-        diff[str(k)] = round(max(float(np.abs(llm.scores[start + i] - one[i]).max()) for i in range(k)), 4)
+        diff[str(k)] = max(float(np.abs(llm.scores[start + i] - one[i]).max()) for i in range(k))  # unrounded
     prefill = decode = 0.0
     for _ in range(repeats):
         rewind(0)

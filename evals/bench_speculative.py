@@ -10,7 +10,8 @@ and figures from the inserted result, which is what prompt lookup drafts from.
 
 Two backends of the same GGUF are loaded side by side in one process, one plain and one with
 the draft, with the same settings otherwise (a third is described below); each question runs on
-each, in rotating order (plain first on the first question). Only answer tokens sampled after the tool result count:
+each, in rotating order (plain first on the first question). Only answer tokens sampled after
+the tool result count:
 - tokens_per_s_*: those tokens ÷ the time from the first of them to the end of the answer,
   summed over questions (the decode rate; evaluating the inserted result is excluded, as it is
   the same work on both sides).
