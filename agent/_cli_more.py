@@ -27,6 +27,8 @@ TopPOpt = typer.Option(None, "--top-p", help="Sample from the top tokens up to t
 MinPOpt = typer.Option(None, "--min-p", help="Drop tokens below min-p x the top probability (default 0.05).")
 RepeatPenaltyOpt = typer.Option(None, "--repeat-penalty", help="Penalty on recent tokens (default 1: none).")
 SeedOpt = typer.Option(None, "--seed", help="Sampling seed (default 0; -1: random).")
+DraftOpt = typer.Option(None, "--draft", help="Speculative decoding: prompt-lookup, or a small draft .gguf with the "
+                        "same vocabulary (batch-invariant kernels: drafts never change the text).")
 
 
 def _settings(config: Optional[Path], **flags: Any) -> Any:
@@ -61,13 +63,14 @@ def run(
     min_p: Optional[float] = MinPOpt,
     repeat_penalty: Optional[float] = RepeatPenaltyOpt,
     seed: Optional[int] = SeedOpt,
+    draft: Optional[str] = DraftOpt,
 ) -> None:
     """Answer a JSONL file of questions into a JSONL file of answers with citations (resumable)."""
     from tooltoken._batch import run_batch
 
     s = _settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                   concurrency=concurrency, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                  repeat_penalty=repeat_penalty, seed=seed)
+                  repeat_penalty=repeat_penalty, seed=seed, draft=draft)
     agent = _agent(s)
     columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -113,6 +116,7 @@ def serve(
     min_p: Optional[float] = MinPOpt,
     repeat_penalty: Optional[float] = RepeatPenaltyOpt,
     seed: Optional[int] = SeedOpt,
+    draft: Optional[str] = DraftOpt,
 ) -> None:
     """Serve the agent as an OpenAI-compatible API (/v1/chat/completions, /v1/models). Sampling is
     set here, for every request (a request's temperature, seed, ... are ignored)."""
@@ -123,7 +127,7 @@ def serve(
                   max_tokens=max_tokens, max_tokens_cap=max_tokens_cap, max_body_bytes=max_body_bytes,
                   rate_limit=rate_limit, max_queue=max_queue, served_model_name=served_model_name,
                   temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                  seed=seed)
+                  seed=seed, draft=draft)
     agent = _agent(s)
     key = s.api_key.get_secret_value() if s.api_key is not None else None
     app = create_app(agent, served_model_name=s.served_model_name, api_key=key, max_body_bytes=s.max_body_bytes,

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     repeat_penalty: float = Field(1.0, gt=0.0, description="penalty on recently seen tokens (1: none)")
     seed: int = Field(0, ge=-1, le=MAX_SEED, description="sampling seed (-1: random)")
     call_greedy: bool = Field(True, description="write tool calls greedily whatever the temperature")
+    draft: str | None = Field(None, min_length=1, description="speculative decoding: prompt-lookup, or a small draft "
+                              ".gguf / model pack with the same vocabulary (None: off)")
     system: str | None = Field(None, description="system prompt (None: the built-in one)")
     tools: Annotated[list[str], NoDecode] = Field(["calculator", "browser"],
                                                   description="built-in tools: " + ", ".join(BUILTIN_TOOLS))
@@ -132,7 +134,7 @@ class Settings(BaseSettings):
         from tooltoken._controller import Options
 
         options = {f.name for f in dc_fields(Options)}
-        kw: dict[str, Any] = {"n_ctx": self.n_ctx, "system": self.system}
+        kw: dict[str, Any] = {"n_ctx": self.n_ctx, "system": self.system, "draft": self.draft}
         kw.update({k: getattr(self, k) for k in SAMPLING})
         kw.update({k: getattr(self, k) for k in ("tool_choice", "max_tokens", "max_tool_calls", "tool_timeout",
                                                  "max_time_s") if k in options})

@@ -266,7 +266,7 @@ if typer is not None:
     MaxTokensOpt = typer.Option(None, "--max-tokens", help="Answer tokens per reply.")
     PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
     # --config and the sampling flags, shared with run and serve
-    from ._cli_more import ConfigOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
+    from ._cli_more import ConfigOpt, DraftOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
 
     def settings(config: Optional[Path], **flags: Any):
         from tooltoken._settings import load_settings
@@ -305,11 +305,12 @@ if typer is not None:
         min_p: Optional[float] = MinPOpt,
         repeat_penalty: Optional[float] = RepeatPenaltyOpt,
         seed: Optional[int] = SeedOpt,
+        draft: Optional[str] = DraftOpt,
     ) -> None:
         """Chat in the terminal. /help lists the commands; Ctrl-C stops an answer; Ctrl-D quits."""
         s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                     seed=seed)
+                     seed=seed, draft=draft)
         ChatSession(s, markdown=console.is_terminal and not plain, show_prompt=show_prompt).loop()
 
     @app.command()
@@ -329,11 +330,12 @@ if typer is not None:
         min_p: Optional[float] = MinPOpt,
         repeat_penalty: Optional[float] = RepeatPenaltyOpt,
         seed: Optional[int] = SeedOpt,
+        draft: Optional[str] = DraftOpt,
     ) -> None:
         """Answer one question."""
         s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                     seed=seed)
+                     seed=seed, draft=draft)
         agent = make_agent(s)
         if show_prompt:
             err.rule("prompt")

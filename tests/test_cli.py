@@ -41,6 +41,31 @@ def test_sampling_flags_on_every_answering_command(command):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("command", [["ask", "hi"], ["chat"], ["run", "q.jsonl", "-o", "a.jsonl"], ["serve"]])
+def test_draft_flag_on_every_answering_command(command):
+    """--draft '' reaches the settings (and is refused there, before any model loads)."""
+    out = run(*command, "--model", "nope", "--draft", "")
+    assert out.returncode == 1, out.stderr
+    assert "draft" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_ask_with_a_draft_gives_the_text_of_plain_decoding(smollm2_path):
+    """`--draft prompt-lookup` against a plain run with the same (batch-invariant) settings: the
+    CLI has no flag for those, so the plain side is the library's."""
+    from tooltoken import Agent, LlamaBackend
+    from tooltoken.tools.calculator import calculator
+
+    question = "Repeat this sentence twice: the quick brown fox jumps over the lazy dog near the river bank."
+    out = run("ask", question, "--model", smollm2_path, "--json", "--tools", "calculator", "--max-tokens", "48",
+              "--draft", "prompt-lookup")
+    assert out.returncode == 0, out.stderr
+    plain = Agent(LlamaBackend(smollm2_path, batch_invariant=True), tools=[calculator], max_tokens=48)
+    assert json.loads(out.stdout)["answer"] == plain.run(question).answer
+    plain.backend.llm.close()
+
+
+@pytest.mark.unit
 def test_import_tooltoken_is_light():
     code = "import sys, tooltoken, tooltoken.tools; print(sorted(m for m in ('torch', 'pymilvus', 'llama_cpp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
