@@ -245,7 +245,7 @@ _LOAD_LOCK = threading.Lock()
 
 
 def invariant_options(llama_cpp: Any) -> dict[str, Any]:
-    return {"flash_attn": True, "type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0}
+    return {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0}  # flash attention is on already
 
 
 def _check_invariant(options: dict[str, Any], drafter: Any) -> None:

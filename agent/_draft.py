@@ -14,10 +14,10 @@ draft costs time, never words). Two drafts:
   save time; and 6 is the most a batch-invariant backend verifies (a batch of 7: see
   tooltoken._backend). Measured with those kernels (Qwen2.5-1.5B Q4_K_M, 600 tokens of
   context): 1 token 76 ms, 2 tokens 113, 4 tokens 177, 7 tokens 278. On the bench's 20 answers
-  drafting 6 tokens came out at 1.52x; 15 tokens at 1.69x, but only with llama.cpp's tiled
-  matmul switched off for the whole process (GGML_CPU_TILED_MM=0: 16 rows 589 ms, and prompt
-  processing at 40 tokens/s instead of 116); llama-cpp-python's defaults (2-gram, 10 tokens),
-  replayed with earlier costs, at 0.98x.
+  drafting 6 tokens came out at 1.52x, 1.57x and 1.58x (three runs); 15 tokens at 1.69x, but
+  only with llama.cpp's tiled matmul switched off for the whole process (GGML_CPU_TILED_MM=0: 16
+  rows 589 ms, and prompt processing at 40 tokens/s instead of 116); llama-cpp-python's defaults
+  (2-gram, 10 tokens), replayed with earlier costs, at 0.98x.
 - `GGUFDraftModel(path)`: a second, small GGUF model drafts greedily. It must share the main
   model's vocabulary (the same token ids for the same text; e.g. Qwen2.5-0.5B for Qwen2.5-1.5B):
   `check(main_llm)` compares the two and raises `ConfigError` when they differ. Until `check` has
