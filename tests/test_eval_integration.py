@@ -54,6 +54,22 @@ def test_math_closed_book_and_compare(tmp_path, smollm2_path):
     assert result.exit_code == 0 and "accuracy" in result.output
 
 
+@pytest.mark.timeout(1200)
+def test_grammar_off_and_seed_reach_the_run(tmp_path, smollm2_path):
+    free = run_cli("bfcl", "--model", "smollm2-135m", "--category", "simple_python", "--limit", "1", "--max-tokens",
+                   "32", "--grammar", "off", "--out", str(tmp_path / "free"))
+    assert free["config"]["grammar"] is False and free["n"] == 1
+    seeded = run_cli("math", "--model", "smollm2-135m", "--limit", "1", "--max-tokens", "8", "--seed", "3",
+                     "--out", str(tmp_path / "seed3"))
+    other = run_cli("math", "--model", "smollm2-135m", "--limit", "1", "--max-tokens", "8", "--out", str(tmp_path / "seed0"))
+    assert seeded["config"]["seed"] == 3 and other["config"]["seed"] == 0
+
+    def ids(out):
+        return [json.loads(line)["id"] for line in (out / "records.jsonl").read_text().splitlines()]
+
+    assert ids(tmp_path / "seed3") != ids(tmp_path / "seed0")  # another seed, other items
+
+
 def test_retrieval_on_the_wikipedia_bm25(tmp_path):
     out = tmp_path / "retrieval"
     summary = run_cli("retrieval", "--limit", "3", "--out", str(out))
