@@ -30,6 +30,7 @@ from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, 
 from ._calls import balanced, first_json
 from ._formats import Call, Format, trigger_pattern
 from ._call_check import DECLINED_NOTE, judge, opening_token
+from ._unstated import drop_unstated
 from ._template import Piece
 from ._toolrun import run_tool
 
@@ -64,6 +65,9 @@ class Options:
     # the request gives the call's values; below this score (yes-no log-odds) the call is not made and
     # the model answers in words. None: no check.
     call_check: float | None = None
+    # leave out of a call the optional string values that no user turn or tool result states, so
+    # the function's default applies (_unstated.py); a warning names each value left out
+    drop_unstated: bool = False
 
 
 class _Stop(Exception):
@@ -438,6 +442,8 @@ class Controller:
             schema = fmt.call_schema(allowed) if self.opt.grammar and not pythonic else None
             text, value = self._generate_call(schema, body_start, pythonic)
         calls = fmt.read(value, text, self.tools, allowed)
+        if self.opt.drop_unstated:
+            calls = [self._drop_unstated(c) for c in calls]
         first = first_id if first_id is not None else len(self.calls) + 1
         ids = [fmt.call_id(first + k) for k in range(len(calls))]
         if not pythonic and all(c.problem is None for c in calls):
@@ -451,6 +457,18 @@ class Controller:
         self.usage.inserted_tokens += len(close_tokens)
         self.usage.call_tokens += len(self.ctx) - body_start + len(open_tokens)
         return calls, [text] * len(calls)
+
+    def _drop_unstated(self, call: Call) -> Call:
+        tool = self.tools.get(str(call.name))
+        if call.problem is not None or tool is None:
+            return call
+        source = " ".join([self._asked, *self._result_texts])
+        arguments, dropped = drop_unstated(tool, call.arguments, source)
+        if not dropped:
+            return call
+        self.warnings.append(f"left out of the {call.name} call, as no request or result states them: "
+                             + ", ".join(dropped))
+        return Call(call.name, arguments)
 
     def _another_call(self) -> bool:
         """Right after a call: does the model open another call in the same turn? A few tokens

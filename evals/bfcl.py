@@ -181,7 +181,7 @@ class BFCLSuite:
         return Agent(
             model=model_for(cfg), tools=tools, n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
             max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS, max_tool_calls=8, max_call_tokens=384,
-            call_check=cfg.call_check,
+            call_check=cfg.call_check, drop_unstated=cfg.drop_unstated,
         )
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ def default_out(config: Any) -> Path:
         parts.append(f"max{config.max_tokens}")
     if config.call_check is not None:
         parts.append(f"check{config.call_check:g}")
+    if config.drop_unstated:
+        parts.append("drop-unstated")
     if config.data:
         parts.append(Path(config.data).stem)
     return Path("runs") / "-".join(p.replace("/", "_") for p in parts)
@@ -78,6 +80,7 @@ def register(app: typer.Typer) -> None:
         max_tokens: int | None,
         threads: int | None,
         call_check: float | None,
+        drop_unstated: str,
         out: Path | None,
         as_json: bool,
     ) -> None:
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
         config = EvalConfig(
             suite, model=model, tools=_switch(tools, "--tools"), grammar=_switch(grammar, "--grammar"),
             limit=limit, seed=seed, category=category, data=data, backend=backend, k=k, max_tokens=max_tokens,
-            threads=threads, call_check=call_check,
+            threads=threads, call_check=call_check, drop_unstated=_switch(drop_unstated, "--drop-unstated"),
         )  # fmt: skip
         folder = out or default_out(config)
         err = Console(stderr=True)
@@ -142,11 +145,14 @@ def register(app: typer.Typer) -> None:
             call_check: float | None = typer.Option(
                 None, "--call-check", help="bfcl: drop calls the model itself judges off the request below this "
                                            "yes-no log-odds (the call check; off by default)."),
+            drop_unstated: str = typer.Option(
+                "off", "--drop-unstated", help="bfcl: on leaves out of calls the optional values that the "
+                                               "request never states (off by default)."),
             out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<suite>-<model>...)."),
             as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
         ) -> None:
             run_suite(suite, model, tools, grammar, limit, seed, category, data, backend, k, max_tokens, threads,
-                      call_check, out, as_json)
+                      call_check, drop_unstated, out, as_json)
 
         command.__doc__ = doc
         eval_app.command(suite)(command)

@@ -62,6 +62,7 @@ class EvalConfig:
     n_ctx: int = 4096
     threads: int | None = None  # llama.cpp threads; None: the backend's default (all cores)
     call_check: float | None = None  # bfcl: the call check's threshold (Options.call_check); None: off
+    drop_unstated: bool = False  # bfcl: leave out optional values nobody stated (Options.drop_unstated)
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two runs comparable item by item (a resumed run must match)."""

@@ -90,3 +90,27 @@ def test_qa_dev_gold_answers_occur_in_their_documents():
         if not source_supports({"title": doc.title, "text": doc.text}, q["answers"]):
             missing.append(q["id"])
     assert not missing
+
+
+@pytest.mark.timeout(1200)
+def test_drop_unstated_reaches_the_run_and_leaves_no_unstated_optional_value(tmp_path, smollm2_path):
+    from tooltoken import Tool
+    from tooltoken._unstated import drop_unstated
+    from tooltoken.evals.bfcl import load_category, to_tool_schema
+
+    out = tmp_path / "drop"
+    summary = run_cli("bfcl", "--model", "smollm2-135m", "--category", "multiple", "--limit", "3", "--max-tokens",
+                      "32", "--drop-unstated", "on", "--out", str(out))
+    assert summary["config"]["drop_unstated"] is True and summary["n"] == 3
+    assert summary["command"].endswith("--drop-unstated on")
+    items = {it["id"]: it for it in load_category("multiple")}
+    for line in (out / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        item = items[record["id"]]
+        request = " ".join(m["content"] for m in item["messages"] if m["role"] == "user")
+        docs = {f["name"]: f for f in item["functions"]}
+        for call in record["tool_calls"]:
+            (name, args), = call.items()
+            if name in docs:  # what ran has nothing left to drop
+                tool = Tool.from_schema("f", "", to_tool_schema(docs[name]), lambda **_: "")
+                assert drop_unstated(tool, args, request) == (args, [])
