@@ -126,6 +126,14 @@ class Agent:
             system += TOOL_HINT + self.fmt.system_text(self.tools)
         return [{"role": "system", "content": system}, *msgs]
 
+    def _own_system(self, question: str | list[dict[str, Any]]) -> str:
+        """The system prompt the user gave (not ours, no tool declarations): values stated there
+        count as stated for Options.drop_unstated."""
+        if not isinstance(question, str) and question and isinstance(question[0], dict) \
+                and question[0].get("role") == "system":
+            return str(question[0].get("content") or "")
+        return self.system or ""
+
     def render(self, messages: list[dict[str, Any]]) -> list[Piece]:
         pieces = render(
             self.backend.chat_template,
@@ -157,11 +165,12 @@ class Agent:
         stream_chat = getattr(self.backend, "stream_chat", None)
         if stream_chat is not None:  # a message-level backend (OpenAIBackend): the server renders the prompt
             yield from stream_chat(agent.messages(question, history), self.tools, options, cancel,
-                                   prompt_tools=not self.fmt.native_tools)
+                                   prompt_tools=not self.fmt.native_tools, given=self._own_system(question))
             return
         pieces = agent.render(agent.messages(question, history))
         with self._lock:
-            controller = Controller(self.backend, self.fmt, self.tools, options, cancel, inline=self.inline_tools)
+            controller = Controller(self.backend, self.fmt, self.tools, options, cancel, inline=self.inline_tools,
+                                    given=self._own_system(question))
             yield from controller.run(pieces)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:

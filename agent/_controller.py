@@ -30,7 +30,7 @@ from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, 
 from ._calls import balanced, first_json
 from ._formats import Call, Format, trigger_pattern
 from ._call_check import DECLINED_NOTE, judge, opening_token
-from ._unstated import drop_unstated
+from ._unstated import drop_unstated, unstated_warning
 from ._template import Piece
 from ._toolrun import run_tool
 
@@ -103,8 +103,9 @@ class _Span:
 
 class Controller:
     def __init__(self, backend: Backend, fmt: Format, tools: list[Tool], options: Options,
-                 cancel: threading.Event | None = None, inline: list[Tool] | None = None) -> None:
+                 cancel: threading.Event | None = None, inline: list[Tool] | None = None, given: str = "") -> None:
         self.b, self.fmt, self.opt = backend, fmt, options
+        self.given = given  # the user's own system prompt (trusted text, so not in _asked)
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         self.trigger = trigger_pattern(list(self.tools), fmt.extra_triggers, fmt.pythonic)
@@ -462,12 +463,11 @@ class Controller:
         tool = self.tools.get(str(call.name))
         if call.problem is not None or tool is None:
             return call
-        source = " ".join([self._asked, *self._result_texts])
+        source = " ".join([self.given, self._asked, *self._result_texts])
         arguments, dropped = drop_unstated(tool, call.arguments, source)
         if not dropped:
             return call
-        self.warnings.append(f"left out of the {call.name} call, as no request or result states them: "
-                             + ", ".join(dropped))
+        self.warnings.append(unstated_warning(str(call.name), dropped))
         return Call(call.name, arguments)
 
     def _another_call(self) -> bool:

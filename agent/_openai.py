@@ -61,6 +61,7 @@ from ._formats import _one, detect_format, trigger_pattern
 from ._sampling import RANDOM_SEED, check_sampling
 from ._textcalls import TextCallScanner, parse_text_call
 from ._toolrun import run_tool
+from ._unstated import drop_unstated, unstated_warning
 
 SAMPLING_FIELDS = ("temperature", "top_p", "seed")  # in the OpenAI API
 SAMPLING_EXTRA = ("top_k", "min_p", "repeat_penalty")  # llama.cpp server extensions: in extra_body
@@ -145,10 +146,12 @@ class OpenAIBackend:
         cancel: threading.Event | None = None,
         *,
         prompt_tools: bool = False,
+        given: str = "",
     ) -> Iterator[Event]:
         """One answer's events. `messages` start with the system message; `prompt_tools`: the tools
-        are already declared in it (the `generic` format), so `tools` is not sent."""
-        yield from _Answer(self, messages, tools, options, cancel, prompt_tools).run()
+        are already declared in it (the `generic` format), so `tools` is not sent. `given`: the
+        user's own system prompt, for Options.drop_unstated."""
+        yield from _Answer(self, messages, tools, options, cancel, prompt_tools, given).run()
 
 
 class _Stop(Exception):
@@ -177,9 +180,12 @@ class _Turn:
 
 class _Answer:
     def __init__(self, backend: OpenAIBackend, messages: list[dict[str, Any]], tools: list[Tool],
-                 options: Options, cancel: threading.Event | None, prompt_tools: bool) -> None:
+                 options: Options, cancel: threading.Event | None, prompt_tools: bool, given: str = "") -> None:
         self.b, self.opt = backend, options
         self.msgs = [dict(m) for m in messages]
+        # what the model did not write, for Options.drop_unstated: the user's own system prompt and
+        # every user or tool message (results of this answer are added as they come)
+        self._given = [given, *(str(m.get("content") or "") for m in messages[1:] if m.get("role") != "assistant")]
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         tools_on = bool(tools) and options.tool_choice != "none"
@@ -463,6 +469,11 @@ class _Answer:
             else:
                 read = _one(parsed, "arguments", self.tools, allowed)
                 name, arguments, problem = read.name, read.arguments, read.problem
+                if self.opt.drop_unstated and not problem and name in self.tools:
+                    arguments, dropped = drop_unstated(self.tools[name], arguments,
+                                                       " ".join([*self._given, *(r.content for r in self.results)]))
+                    if dropped:
+                        self.warnings.append(unstated_warning(name, dropped))
             call = ToolCall(f"call_{len(self.calls) + 1}", name or "", arguments, raw=raw)
             job: Any = f"error: {problem}" if problem else None
             if not problem:

@@ -64,6 +64,10 @@ def drop_unstated(tool: Tool, arguments: dict[str, Any], source: str) -> tuple[d
     return kept, dropped
 
 
+def unstated_warning(name: str, dropped: list[str]) -> str:
+    return f"left out of the {name} call, as no request or result states them: {', '.join(dropped)}"
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 

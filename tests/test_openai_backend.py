@@ -535,3 +535,21 @@ def test_a_sampling_field_the_server_refuses_is_dropped_once_with_a_warning(serv
     agent = Agent(OpenAIBackend(server.url, "m", extra_body={"min_p": 0.1}, max_retries=0), tools=[multiply])
     final = agent.run("?")
     assert final.stop_reason == "backend_error" and "min_p" in final.message
+
+
+def test_drop_unstated_leaves_out_optional_values_nobody_stated(server):
+    @tool
+    def distance(origin: str, unit: str = "km") -> str:
+        """Driving distance from a place."""
+        return f"312 {unit}"
+
+    args = '{"origin": "Paris", "unit": "miles"}'
+    server.play(one_call("distance", args), answer("312 km [1]."), one_call("distance", args), answer("194 [1]."))
+    events = list(agent_on(server, tools=[distance], drop_unstated=True).stream("How far is Lyon from Paris?"))
+    final = check(events)
+    assert events[0].arguments == {"origin": "Paris"} and events[1].content == "312 km"
+    assert any("unit='miles'" in w for w in final.warnings)
+    sent = json.loads(server.requests[1]["messages"][-2]["tool_calls"][0]["function"]["arguments"])
+    assert sent == {"origin": "Paris"}  # the server is told the call that ran
+    final = agent_on(server, tools=[distance], drop_unstated=True, system="Answer in miles.").run("Lyon from Paris?")
+    assert final.tool_calls[0].arguments == {"origin": "Paris", "unit": "miles"} and final.warnings == []

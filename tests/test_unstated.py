@@ -102,3 +102,17 @@ def test_off_by_default():
     seen.clear()
     final = Agent(backend, tools=[ROUTE], unsupported_notice=None).run("How far is Lyon from Paris?")
     assert seen == [{"origin": "Paris", "unit": "miles", "scenic": True}] and final.warnings == []
+
+
+def test_the_users_own_system_prompt_states_values_the_tool_declarations_do_not():
+    for system, kept in [("The user counts in miles.", True), (None, False)]:
+        backend = ScriptedBackend([["<tool_call>"], chunks(CALL, 5), ["Done [1]."]])
+        agent = Agent(backend, tools=[ROUTE], unsupported_notice=None, drop_unstated=True, system=system)
+        seen.clear()
+        agent.run("How far is Lyon from Paris?")
+        assert ("unit" in seen[0]) is kept
+    backend = ScriptedBackend([["<tool_call>"], chunks(CALL, 5), ["Done [1]."]])
+    seen.clear()
+    Agent(backend, tools=[ROUTE], unsupported_notice=None, drop_unstated=True).run(
+        [{"role": "system", "content": "Distances in miles."}, {"role": "user", "content": "Lyon from Paris?"}])
+    assert seen[0]["unit"] == "miles"
