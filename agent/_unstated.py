@@ -18,14 +18,20 @@ saying "toll roads" states `"tolls"` and "public transportation" states `"transi
   one of its words;
 - in a list, the strings not stated are left out; the argument goes when none is left.
 
-The source is every text the model did not write: the user's words (all turns) and the tool
-results so far. Not handled: a value stated in other words entirely ("top rated" for
-`user_ratings="high"`), or in another form of a short word ("woman" for `"women"`): it is dropped.
+The source is every text the model did not write: the user's words (all turns, and their own
+system prompt, not our tool declarations) and the tool results so far. The context then shows the
+call that ran, except a Llama 3.2 pythonic call (`[f(a=1)]`), which stays as the model wrote it.
+
+Not handled: a value stated in other words entirely ("top rated" for `user_ratings="high"`), or in
+another form of a short word ("woman" for `"women"`): it is dropped.
 
 Chosen on BFCL items no published run uses (held out): the gold answers of 140 held-out `multiple`
 and 370 held-out `simple_python` items require 68 optional string values (an optional value the
 gold may leave out is safe to drop); every written form of the value is kept for 62 of them, some
 form for 65 ("China" but not "CN"), no form for 3 (`gender="women"` twice, `user_ratings="high"`).
+Runs of Qwen2.5-Coder-1.5B on held-out items, with the call check: 45 `multiple` items, 2 values
+left out, no verdict changed (0.91 either way); 30 `simple_python` items, 1 value left out, of a
+call the check then declined (0.80).
 """
 
 from __future__ import annotations
