@@ -28,7 +28,9 @@ would never see.)
 `--call-check X` turns on the controller's call check (Options.call_check): a call the model
 chose to make is judged by the model before it runs and is not made below X yes-no log-odds, or
 when it names a function that does not exist; the model then answers in words. Off by default,
-as BFCL runs models; the README gives the figures both ways.
+as BFCL runs models; the README gives the figures both ways. `--drop-unstated on`
+(Options.drop_unstated) leaves out of each call the optional string values the request never
+states; the record keeps the call as run, `raw_calls` as written, and a warning per value.
 
 Defaults: `max_tokens` 64 (the text around the calls; the calls themselves are capped
 separately), `--limit N` takes N items per category, spread evenly over the file.
