@@ -249,6 +249,8 @@ def _claim(out: Path, config: EvalConfig) -> None:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             previous = None
+        if previous is not None:  # a setting added since that run was made ran at its default
+            previous = {**EvalConfig(config.suite).identity(), **previous}
         if previous is not None and previous != identity:
             diff = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
             raise ConfigError(

@@ -80,6 +80,19 @@ def test_a_larger_limit_extends_a_run_and_other_settings_are_refused(tmp_path):
         run_eval(EvalConfig("math", model="m", tools=False), tmp_path, suite=FakeSuite())
 
 
+def test_a_run_from_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    run_eval(EvalConfig("math", model="m", limit=2), tmp_path, suite=FakeSuite(n=8))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["drop_unstated"]  # as a run made before --drop-unstated wrote it
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    suite = FakeSuite(n=8)
+    run_eval(EvalConfig("math", model="m", limit=4), tmp_path, suite=suite)
+    assert suite.ran == ["q2", "q6"]  # q0 and q4 were done
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="drop_unstated differ"):
+        run_eval(EvalConfig("math", model="m", limit=4, drop_unstated=True), tmp_path, suite=FakeSuite(n=8))
+
+
 def test_progress_is_reported(tmp_path):
     seen = []
     run_eval(EvalConfig("math", limit=2), tmp_path, suite=FakeSuite(), progress=lambda d, t, r: seen.append((d, t, r is None)))
