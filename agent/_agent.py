@@ -112,27 +112,26 @@ class Agent:
 
     # -- prompt ------------------------------------------------------------------------------
     def messages(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> list[dict]:
+        own, msgs = self._turns(question, history)
+        system = own if own is not None else DEFAULT_SYSTEM
+        tools_on = self.tools and self.options.tool_choice != "none"
+        if tools_on:
+            system += TOOL_HINT + self.fmt.system_text(self.tools)
+        return [{"role": "system", "content": system}, *msgs]
+
+    def _turns(self, question: str | list[dict[str, Any]],
+               history: Sequence[dict[str, Any]] = ()) -> tuple[str | None, list[dict[str, Any]]]:
+        """The system prompt the user gave (None: none; never our tool declarations), and the
+        other turns. Values stated in that prompt count as stated for Options.drop_unstated."""
         if isinstance(question, str):
             msgs = [*history, {"role": "user", "content": question}]
         else:
             msgs = [dict(m) for m in question]
         if not msgs or not all(isinstance(m, dict) and "role" in m for m in msgs):
             raise ConfigError("messages must be a non-empty list of {'role': ..., 'content': ...}")
-        system = self.system if self.system is not None else DEFAULT_SYSTEM
         if msgs[0]["role"] == "system":
-            system = msgs.pop(0)["content"] or ""
-        tools_on = self.tools and self.options.tool_choice != "none"
-        if tools_on:
-            system += TOOL_HINT + self.fmt.system_text(self.tools)
-        return [{"role": "system", "content": system}, *msgs]
-
-    def _own_system(self, question: str | list[dict[str, Any]]) -> str:
-        """The system prompt the user gave (not ours, no tool declarations): values stated there
-        count as stated for Options.drop_unstated."""
-        if not isinstance(question, str) and question and isinstance(question[0], dict) \
-                and question[0].get("role") == "system":
-            return str(question[0].get("content") or "")
-        return self.system or ""
+            return msgs[0]["content"] or "", msgs[1:]
+        return self.system, msgs
 
     def render(self, messages: list[dict[str, Any]]) -> list[Piece]:
         pieces = render(
@@ -162,15 +161,16 @@ class Agent:
         """Yield the answer's events: TextDelta, ToolCall, ToolResult, ..., then Final (always last)."""
         options = _options(self.options, overrides)
         agent = _with(self, options) if (options.tool_choice == "none") != (self.options.tool_choice == "none") else self
+        given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
         stream_chat = getattr(self.backend, "stream_chat", None)
         if stream_chat is not None:  # a message-level backend (OpenAIBackend): the server renders the prompt
             yield from stream_chat(agent.messages(question, history), self.tools, options, cancel,
-                                   prompt_tools=not self.fmt.native_tools, given=self._own_system(question))
+                                   prompt_tools=not self.fmt.native_tools, given=given)
             return
         pieces = agent.render(agent.messages(question, history))
         with self._lock:
             controller = Controller(self.backend, self.fmt, self.tools, options, cancel, inline=self.inline_tools,
-                                    given=self._own_system(question))
+                                    given=given)
             yield from controller.run(pieces)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:

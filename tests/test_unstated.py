@@ -116,3 +116,8 @@ def test_the_users_own_system_prompt_states_values_the_tool_declarations_do_not(
     Agent(backend, tools=[ROUTE], unsupported_notice=None, drop_unstated=True).run(
         [{"role": "system", "content": "Distances in miles."}, {"role": "user", "content": "Lyon from Paris?"}])
     assert seen[0]["unit"] == "miles"
+    backend = ScriptedBackend([["<tool_call>"], chunks(CALL, 5), ["Done [1]."]])
+    seen.clear()
+    Agent(backend, tools=[ROUTE], unsupported_notice=None, drop_unstated=True).run(
+        "Lyon from Paris?", history=[{"role": "system", "content": "Distances in miles."}])
+    assert seen[0]["unit"] == "miles"  # a system prompt at the head of the history counts as well
