@@ -1,16 +1,23 @@
 """The call check (Options.call_check): before a call the model chose to make runs, the same model
-is asked on the side two questions, each in a prompt of its own: whether calling that function does
-what the request asks, and whether the request gives the values the call passes.
+is asked on the side two questions, each in two wordings, each wording in a prompt of its own:
+whether calling that function does what the request asks, and whether the request gives the
+values the call passes.
 
     Request: What is the mass of an electron?
     Function: calculate_current   What it does: ...   Parameters: ...
     Does calling this function do what the request asks? Answer yes or no.   → log P(yes) - log P(no)
 
+    Tool: calculate_current   Description: ...   Arguments: ...
+    Request: What is the mass of an electron?
+    Is this tool the right one to carry out the request? Answer yes or no.   → log-odds
+
     Request: What is the mass of an electron?
     Call: calculate_current(voltage=10, resistance=5)
     Does the request give, or clearly imply, every argument value in this call? ...  → log-odds
+    (and: Are the argument values of this call taken from the request, or clearly implied by it?)
 
-The call's score is the lower of the first and the second plus VALUES_OFFSET (one threshold).
+A question's score is the mean of its two wordings' log-odds; the call's score is the lower of
+the function question's and the values question's plus VALUES_OFFSET (one threshold).
 
 The question is a prompt of its own, rendered with the model's chat template (the request is
 untrusted text: never control tokens), evaluated by `Backend.side_logits`, which keeps the
@@ -47,17 +54,32 @@ from ._template import render
 #   question or below 0.35 on the values one made no call on 28 of 30 irrelevance items (function
 #   question alone: 21 of 30) and kept 44 of 46 right calls (alone: 45 of 46). Asking the function
 #   question with the call shown did not separate better (unrelated 0.17 to 1.75, right 1.13 to 2.30).
+# - the second wordings (2026-12-04, stop 15), chosen on a held-out set built from 40 simple_python
+#   items no run had used: each question with its own function and the 3 functions of other items
+#   most like it ('multiple'-like: 33 right calls), and alone with the most alike function whose
+#   embedding similarity is below 0.5 ('irrelevance'-like: 25 calls, after leaving out 3 whose
+#   function could serve the request). The first wordings alone (threshold 0.9): 32 of 33 right
+#   calls kept, 23 of 25 unrelated declined, lowest right 0.90 against unrelated up to 0.98 (and one
+#   1.54). The mean of both wordings: lowest right 1.11, unrelated up to 1.06 (and one 1.60); at
+#   1.05, 33 of 33 kept and 23 of 25 declined (at 1.1, 24 of 25, but 0.01 below the lowest right
+#   call). The second wordings alone overlap more (lowest right 0.97, unrelated up to 1.08), and a
+#   relative question listing every declared function ("Answer with its number, or 0 if none") did
+#   not separate at all (right calls -2.32 to 0.47, unrelated -0.43 to 0.22).
 CHECK_SYSTEM = "You check tool calls."
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
+CHECK_QUESTION_2 = "Is this tool the right one to carry out the request? Answer yes or no."
 VALUES_QUESTION = "Does the request give, or clearly imply, every argument value in this call? Answer yes or no."
+VALUES_QUESTION_2 = ("Are the argument values of this call taken from the request, or clearly implied by it? "
+                     "Answer yes or no.")
 VALUES_OFFSET = 0.55  # the values question's threshold sits this much below the function question's
 # said to the model, in the user's turn, after a call was taken back
 DECLINED_NOTE = "Calling {names} does not do what I asked. Answer me in words, without calling a tool."
 
 
 def judge(backend: Any, tools: dict[str, Tool], request: str, calls: list[Call]) -> float | None:
-    """The lowest score over `calls`: min(function log-odds, values log-odds + VALUES_OFFSET), the
-    function question asked once a function; None if the backend cannot say."""
+    """The lowest score over `calls`: min(function log-odds, values log-odds + VALUES_OFFSET), each
+    the mean over its two wordings, the function question asked once a function; None if the backend
+    cannot say."""
     side = getattr(backend, "side_logits", None)
     if side is None:
         return None
@@ -67,12 +89,15 @@ def judge(backend: Any, tools: dict[str, Tool], request: str, calls: list[Call])
     if not yes or not no:
         return None
 
-    def odds(question: str) -> float:
-        logits = side(_tokens(backend, question), yes + no)
-        return _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :])
+    def odds(*questions: str) -> float:
+        total = 0.0
+        for question in questions:
+            logits = side(_tokens(backend, question), yes + no)
+            total += _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :])
+        return total / len(questions)
 
-    scores = [odds(_function_question(tools[name], request)) for name in dict.fromkeys(str(c.name) for c in calls)]
-    scores += [odds(_values_question(c, request)) + VALUES_OFFSET for c in calls if c.arguments]
+    scores = [odds(*_function_questions(tools[name], request)) for name in dict.fromkeys(str(c.name) for c in calls)]
+    scores += [odds(*_values_questions(c, request)) + VALUES_OFFSET for c in calls if c.arguments]
     return min(scores) if scores else None
 
 
@@ -84,16 +109,20 @@ def opening_token(backend: Any, call_open: str) -> list[int]:
     return tokens if len(tokens) == 1 and tokens != backend.tokenize(opening, special=False) else []
 
 
-def _function_question(tool: Tool, request: str) -> str:
+def _function_questions(tool: Tool, request: str) -> tuple[str, str]:
     props = tool.parameters.get("properties") or {}
     params = "; ".join(f"{k}: {v.get('description', '')}"[:200] for k, v in props.items() if isinstance(v, dict))
-    return (f"Request: {request[:1000]}\n\nFunction: {tool.name}\nWhat it does: {tool.description[:600]}\n"
-            f"Parameters: {params[:600]}\n\n{CHECK_QUESTION}")
+    what, params, request = tool.description[:600], params[:600], request[:1000]
+    return (f"Request: {request}\n\nFunction: {tool.name}\nWhat it does: {what}\nParameters: {params}\n\n"
+            f"{CHECK_QUESTION}",
+            f"Tool: {tool.name}\nDescription: {what}\nArguments: {params}\n\nRequest: {request}\n\n"
+            f"{CHECK_QUESTION_2}")
 
 
-def _values_question(call: Call, request: str) -> str:
+def _values_questions(call: Call, request: str) -> tuple[str, str]:
     args = ", ".join(f"{k}={json.dumps(v, default=str)[:200]}" for k, v in call.arguments.items())
-    return f"Request: {request[:1000]}\n\nCall: {call.name}({args[:800]})\n\n{VALUES_QUESTION}"
+    shown = f"Request: {request[:1000]}\n\nCall: {call.name}({args[:800]})\n\n"
+    return shown + VALUES_QUESTION, shown + VALUES_QUESTION_2
 
 
 def _tokens(backend: Any, question: str) -> list[int]:

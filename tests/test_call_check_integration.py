@@ -55,3 +55,29 @@ def test_a_banned_token_is_never_sampled(backend):
     second = _first(backend, prompt, ban=[greedy])
     assert second != greedy
     assert _first(backend, prompt) == greedy  # the ban lasts one generation
+
+
+def test_the_judge_on_the_real_model_averages_two_wordings_of_each_question(backend):
+    from tooltoken import tool
+    from tooltoken._call_check import (VALUES_OFFSET, _function_questions, _logsumexp, _tokens,
+                                       _values_questions, judge)
+    from tooltoken._formats import Call
+
+    @tool
+    def weather(city: str) -> str:
+        """Today's weather in a city."""
+        return "sunny"
+
+    call, request = Call("weather", {"city": "Paris"}), "What is the weather in Paris?"
+    yes = sorted({backend.tokenize(w, special=False)[0] for w in ("yes", "Yes")})
+    no = sorted({backend.tokenize(w, special=False)[0] for w in ("no", "No")} - set(yes))
+
+    def odds(question):
+        logits = backend.side_logits(_tokens(backend, question), yes + no)
+        return _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes):])
+
+    function = [odds(q) for q in _function_questions(weather, request)]
+    values = [odds(q) for q in _values_questions(call, request)]
+    assert function[0] != function[1] and values[0] != values[1]  # two wordings, two answers
+    expected = min(sum(function) / 2, sum(values) / 2 + VALUES_OFFSET)
+    assert judge(backend, {"weather": weather}, request, [call]) == pytest.approx(expected, abs=1e-4)
