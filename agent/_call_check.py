@@ -56,9 +56,9 @@ from ._template import render
 #   question with the call shown did not separate better (unrelated 0.17 to 1.75, right 1.13 to 2.30).
 # - the second wordings (2026-12-04, stop 15), chosen on a held-out set built from 40 simple_python
 #   items no run had used: each question with its own function and the 3 functions of other items
-#   most like it ('multiple'-like: 33 right calls), and alone with the most alike function whose
-#   embedding similarity is below 0.5 ('irrelevance'-like: 25 calls, after leaving out 3 whose
-#   function could serve the request). The first wordings alone (threshold 0.9): 32 of 33 right
+#   most like it below MiniLM similarity 0.5 ('multiple'-like: 33 right calls), and alone with the
+#   first of those ('irrelevance'-like: 25 calls, after leaving out 3 whose function could serve
+#   the request). The first wordings alone (threshold 0.9): 32 of 33 right
 #   calls kept, 23 of 25 unrelated declined, lowest right 0.90 against unrelated up to 0.98 (and one
 #   1.54). The mean of both wordings: lowest right 1.11, unrelated up to 1.06 (and one 1.60); at
 #   1.05, 33 of 33 kept and 23 of 25 declined (at 1.1, 24 of 25, but 0.01 below the lowest right
