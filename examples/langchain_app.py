@@ -13,7 +13,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 
-from tooltoken.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
+from tooltoken.app.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
 from tooltoken.tools import BM25Search, Document
 from tooltoken.tools.calculator import calculator
 

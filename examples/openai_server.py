@@ -17,7 +17,7 @@ import openai
 import uvicorn
 
 from tooltoken import Agent
-from tooltoken._server import create_app
+from tooltoken.app.server import create_app
 from tooltoken.tools.calculator import calculator
 
 

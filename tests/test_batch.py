@@ -217,7 +217,7 @@ def test_run_command_on_the_real_model(tmp_path, smollm2_path):
     q = write_questions(tmp_path / "q.jsonl", [{"id": "m1", "question": "What is 1234 * 5678?"},
                                                {"id": "m2", "question": "What is 2+2?"}])
     out = tmp_path / "a.jsonl"
-    cmd = [sys.executable, "-c", "from tooltoken.cli import main; main()", "run", str(q), "-o", str(out),
+    cmd = [sys.executable, "-c", "from tooltoken.app.cli import main; main()", "run", str(q), "-o", str(out),
            "--model", smollm2_path, "--tools", "calculator", "--tool-choice", "calculator", "--max-tokens", "16"]
     env = dict(os.environ, COLUMNS="120")
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

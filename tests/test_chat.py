@@ -26,7 +26,7 @@ from tooltoken import Citation, Final, ToolCall, ToolResult
 rich = pytest.importorskip("rich")
 from rich.console import Console  # noqa: E402
 
-from tooltoken.cli import AnswerView, footnotes  # noqa: E402
+from tooltoken.app.cli import AnswerView, footnotes  # noqa: E402
 
 
 def plain(lines) -> list[str]:
@@ -141,7 +141,7 @@ class Terminal:
 
 
 def chat_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from tooltoken.cli import main; main()", "chat", "--model", "smollm2-135m",
+    return [sys.executable, "-c", "from tooltoken.app.cli import main; main()", "chat", "--model", "smollm2-135m",
             "--tools", "calculator", *args]
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-TOOLTOKEN = [sys.executable, "-c", "from tooltoken.cli import main; main()"]
+TOOLTOKEN = [sys.executable, "-c", "from tooltoken.app.cli import main; main()"]
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 def run_cli(*args):
     typer_testing = pytest.importorskip("typer.testing")
-    from tooltoken.cli import app
+    from tooltoken.app.cli import app
 
     # one llama.cpp thread: on a busy machine more threads wait on each other (see evals/runner.py)
     result = typer_testing.CliRunner().invoke(app, ["eval", *args, "--threads", "1", "--json"])
@@ -48,7 +48,7 @@ def test_math_closed_book_and_compare(tmp_path, smollm2_path):
                       "--out", str(b))
     assert summary["config"]["tools"] is False and summary["metrics"]["used_calculator"] == 0.0
     typer_testing = pytest.importorskip("typer.testing")
-    from tooltoken.cli import app
+    from tooltoken.app.cli import app
 
     result = typer_testing.CliRunner().invoke(app, ["eval", "compare", str(a), str(b)])
     assert result.exit_code == 0 and "accuracy" in result.output

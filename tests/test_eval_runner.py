@@ -155,7 +155,7 @@ def fake_backend():
 
 def test_retrieval_suite_and_cli_json(tmp_path):
     typer_testing = pytest.importorskip("typer.testing")
-    from tooltoken.cli import app
+    from tooltoken.app.cli import app
 
     data = tmp_path / "q.jsonl"
     rows = [{"query": "capital of france", "relevant_ids": ["d1"]},
@@ -180,7 +180,7 @@ def test_retrieval_suite_and_cli_json(tmp_path):
 
 def test_cli_rejects_a_bad_switch(tmp_path):
     typer_testing = pytest.importorskip("typer.testing")
-    from tooltoken.cli import app
+    from tooltoken.app.cli import app
 
     result = typer_testing.CliRunner().invoke(app, ["eval", "math", "--tools", "maybe", "--out", str(tmp_path)])
     assert result.exit_code != 0

@@ -91,7 +91,7 @@ def test_sigkill_between_store_write_and_manifest_commit(tmp_path):
 
 def test_sigkill_of_the_index_command_then_rerun(tmp_path):
     docs, index = corpus(tmp_path / "docs", 24), tmp_path / "index"
-    cli = ["-c", "from tooltoken.cli import main; main()", "index", str(docs), "--db", str(index), "--chunk-size", "120", "--chunk-overlap", "10"]
+    cli = ["-c", "from tooltoken.app.cli import main; main()", "index", str(docs), "--db", str(index), "--chunk-size", "120", "--chunk-overlap", "10"]
     proc = run(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180

@@ -25,7 +25,7 @@ from langchain_tests.integration_tests import (
     ToolsIntegrationTests,
 )
 
-from tooltoken.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
+from tooltoken.app.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
 from tooltoken.tools import BM25Search, Browser, Document
 from tooltoken.tools.calculator import calculator
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, tool
-from tooltoken.langchain import ChatTooltoken, TooltokenRetriever, from_langchain_tool, to_langchain_tool
+from tooltoken.app.langchain import ChatTooltoken, TooltokenRetriever, from_langchain_tool, to_langchain_tool
 
 pytestmark = pytest.mark.unit
 

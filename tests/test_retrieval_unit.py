@@ -209,7 +209,7 @@ def test_cli_registers_index_and_bench_commands():
     typer = pytest.importorskip("typer")
     from typer.testing import CliRunner
 
-    from tooltoken._cli_index import register
+    from tooltoken.app._cli_index import register
 
     app, bench = typer.Typer(), typer.Typer()
     app.add_typer(bench, name="bench")

@@ -84,7 +84,7 @@ def test_call_bodies_are_greedy_unless_asked_otherwise():
 # -- settings and flags -----------------------------------------------------------------------
 @pytest.mark.unit
 def test_settings_layers_for_a_sampling_field(clean_env, tmp_path, monkeypatch):
-    from tooltoken._settings import load_settings
+    from tooltoken.app._settings import load_settings
 
     path = tmp_path / "tt.toml"
     path.write_text("top_p = 0.9\nmin_p = 0.2\nrepeat_penalty = 1.1\n")

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, tool
-from tooltoken._server import RateLimiter, StopFilter, agent_messages, create_app
+from tooltoken.app.server import RateLimiter, StopFilter, agent_messages, create_app
 from tooltoken.tools import Browser, Document, Hit
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
 from tooltoken import Agent
-from tooltoken._server import create_app
+from tooltoken.app.server import create_app
 from tooltoken.tools.calculator import calculator
 
 pytestmark = pytest.mark.integration
@@ -170,7 +170,7 @@ def test_run_batch_sends_questions_concurrently_to_a_server_backend(served, tmp_
 def test_serve_command(smollm2_path, tmp_path):
     port = free_port()
     env = dict(os.environ, TOOLTOKEN_API_KEY=KEY, XDG_CONFIG_HOME=str(tmp_path))
-    cmd = [sys.executable, "-c", "from tooltoken.cli import main; main()", "serve", "--model", smollm2_path,
+    cmd = [sys.executable, "-c", "from tooltoken.app.cli import main; main()", "serve", "--model", smollm2_path,
            "--tools", "calculator", "--port", str(port), "--max-tokens-cap", "8"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/v1"

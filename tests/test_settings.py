@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("pydantic_settings")
 
-from tooltoken._settings import Settings, load_settings
+from tooltoken.app._settings import Settings, load_settings
 from tooltoken.tools import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -96,7 +96,7 @@ def test_config_show_prints_values_and_origins(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLTOKEN_") or k == "TOOLTOKEN_CACHE_DIR"}
     env.update(TOOLTOKEN_CONFIG=str(path), TOOLTOKEN_API_KEY="s3cret", TOOLTOKEN_PORT="9001",
                XDG_CONFIG_HOME=str(tmp_path / "xdg"), COLUMNS="200")
-    cmd = [sys.executable, "-c", "from tooltoken.cli import main; main()", "config", "show"]
+    cmd = [sys.executable, "-c", "from tooltoken.app.cli import main; main()", "config", "show"]
     out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

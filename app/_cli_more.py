@@ -1,7 +1,7 @@
 """`tooltoken run`, `tooltoken serve` and `tooltoken config`: the interfaces' commands.
 
 The main CLI calls `register(app)`. Drawing (progress bar, summary, the settings table) lives
-here; the work is `tooltoken._batch.run_batch` and `tooltoken._server.create_app`, which never print.
+here; the work is `tooltoken._batch.run_batch` and `tooltoken.app.server.create_app`, which never print.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DraftOpt = typer.Option(None, "--draft", help="Speculative decoding: prompt-look
 
 
 def _settings(config: Optional[Path], **flags: Any) -> Any:
-    from tooltoken._settings import load_settings
+    from tooltoken.app._settings import load_settings
 
     return load_settings(flags, config)
 
@@ -120,8 +120,8 @@ def serve(
 ) -> None:
     """Serve the agent as an OpenAI-compatible API (/v1/chat/completions, /v1/models). Sampling is
     set here, for every request (a request's temperature, seed, ... are ignored)."""
-    from tooltoken._server import create_app
-    from tooltoken._server import serve as run_server
+    from tooltoken.app.server import create_app
+    from tooltoken.app.server import serve as run_server
 
     s = _settings(config, model=model, host=host, port=port, api_key=api_key, tools=tools, tool_choice=tool_choice,
                   max_tokens=max_tokens, max_tokens_cap=max_tokens_cap, max_body_bytes=max_body_bytes,
@@ -172,7 +172,7 @@ def config_show(
 @config_app.command("path")
 def config_path_cmd() -> None:
     """Where the config file is looked for."""
-    from tooltoken._settings import config_path
+    from tooltoken.app._settings import config_path
 
     path, why = config_path()
     if path is None:

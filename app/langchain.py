@@ -1,6 +1,6 @@
 """LangChain integration (`pip install 'tooltoken[langchain]'`): a retriever, tools, a chat model.
 
-    >>> from tooltoken.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
+    >>> from tooltoken.app.langchain import ChatTooltoken, TooltokenRetriever, to_langchain_tool
     >>> retriever = TooltokenRetriever(backend=BM25Search(index_dir), k=3)        # doctest: +SKIP
     >>> retriever.invoke("who wrote war and peace")[0].metadata["id"]               # doctest: +SKIP
     'enwiki:War_and_Peace'
@@ -58,8 +58,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tooltoken.tools import ConfigError, Tool
 
-from ._per_answer import per_answer
-from ._server import StopFilter, agent_messages, aiter_in_thread, extra
+from tooltoken._per_answer import per_answer
+from .server import StopFilter, agent_messages, aiter_in_thread, extra
 
 __all__ = ["ChatTooltoken", "TooltokenRetriever", "from_langchain_tool", "to_langchain_tool", "to_langchain_tools"]
 
@@ -96,7 +96,7 @@ def to_langchain_tool(tool: Tool, *, timeout: float = 30.0) -> StructuredTool:
     """A LangChain tool that runs `tool` the way the agent does: arguments validated, a timeout
     (the tool's own, else `timeout`), and failures returned as an error message the model can
     read (`ToolMessage.status == "error"`) rather than raised."""
-    from ._toolrun import run_tool
+    from tooltoken._toolrun import run_tool
 
     def run(**arguments: Any) -> tuple[str, list[dict[str, Any]]]:
         outcome = run_tool(tool, arguments, timeout)
@@ -192,7 +192,7 @@ class ChatTooltoken(BaseChatModel):
     def model_name(self) -> str:
         if self.agent is not None:
             return self.agent.backend.name
-        from ._models import DEFAULT_MODEL
+        from tooltoken._models import DEFAULT_MODEL
 
         return self.model or DEFAULT_MODEL
 

@@ -37,7 +37,7 @@ from pydantic_settings import (
 
 from tooltoken.tools import ConfigError
 
-from ._sampling import MAX_SEED
+from tooltoken._sampling import MAX_SEED
 
 __all__ = ["BUILTIN_TOOLS", "Settings", "config_path", "load_settings"]
 

@@ -52,7 +52,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from tooltoken.tools import ConfigError
 
-from ._per_answer import per_answer
+from tooltoken._per_answer import per_answer
 
 __all__ = ["StopFilter", "agent_messages", "aiter_in_thread", "create_app", "serve"]
 

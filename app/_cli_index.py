@@ -6,7 +6,6 @@ The main CLI calls `register(app)`. Rendering (progress bar, summary) lives here
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -100,30 +99,6 @@ class _bar:
             self.progress.update(self.task, completed=done, total=max(total, 1))
 
 
-def bench_retrieval_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
-    chunks: int = typer.Option(600, "--chunks", help="Real chunks to ingest and encode."),
-) -> None:
-    """Ingest vs. raw encode throughput, search latency at 10k/100k vectors, recall vs. exact."""
-    from tooltoken.evals.bench_retrieval import bench_retrieval
-    from tooltoken.retrieval import RetrievalError
-
-    try:
-        result = bench_retrieval(chunks=chunks)
-    except RetrievalError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    if as_json:
-        print(json.dumps(result))
-    else:
-        console = Console()
-        for k, v in result.items():
-            console.print(f"{k:>28}  {v}", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
-    """Add `index` to `app`, and `retrieval` to its `bench` group if it has one."""
+    """Add `index` to `app`."""
     app.command("index")(index)
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            group.typer_instance.command("retrieval")(bench_retrieval_cmd)
