@@ -77,6 +77,10 @@ class LlamaBackend:
         a batch of up to `INVARIANT_ROWS` tokens gets the logits one-token decoding gets, bit for
         bit, so a draft cannot change the text (see `invariant_options`). A plain backend with it
         on decodes the same text as one with a draft.
+        Numerics for the whole process, where the arguments are not given (CI runs the tests
+        under a second configuration with them, so a test that holds on only one llama.cpp kernel
+        path fails there): `TOOLTOKEN_THREADS=n` sets `n_threads` (default: all CPUs), and
+        `TOOLTOKEN_BATCH_INVARIANT=1` or `0` sets `batch_invariant`.
         The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them)."""
         self.sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                  repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
@@ -89,6 +93,15 @@ class LlamaBackend:
         self._llama_cpp = llama_cpp
         self.path = str(path)
         self.name = os.path.basename(self.path)
+        threads, invariant = os.environ.get("TOOLTOKEN_THREADS", ""), os.environ.get("TOOLTOKEN_BATCH_INVARIANT", "")
+        if n_threads is None and threads.strip():
+            if not threads.strip().isdigit() or int(threads) < 1:
+                raise ConfigError(f"TOOLTOKEN_THREADS={threads!r}: give a number of threads, 1 or more")
+            n_threads = int(threads)
+        if batch_invariant is None and invariant.strip():
+            if invariant.strip() not in ("0", "1"):
+                raise ConfigError(f"TOOLTOKEN_BATCH_INVARIANT={invariant!r}: give 1 (on) or 0 (off)")
+            batch_invariant = invariant.strip() == "1"
         drafter = make_draft(draft)
         self.batch_invariant = drafter is not None if batch_invariant is None else batch_invariant
         # Flash attention everywhere (llama.cpp's attention without it differs with the batch
