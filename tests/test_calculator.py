@@ -6,8 +6,10 @@ The oracle is Python's own `fractions.Fraction` arithmetic on the same expressio
 from __future__ import annotations
 
 import builtins
+import importlib
 import math
 import os
+import pickle
 import subprocess
 from fractions import Fraction
 
@@ -176,7 +178,7 @@ def test_size_bounds(expression: str, message: str) -> None:
 
 def test_long_input_rejected_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr("tooltoken.tools.calculator._rewrite", lambda e: calls.append(e))
+    monkeypatch.setattr("tooltoken.tools._calc_eval._rewrite", lambda e: calls.append(e))
     with pytest.raises(CalculatorError, match="too long"):
         calculate("1+" * 600 + "1")
     assert calls == []  # refused on its length alone
@@ -460,6 +462,19 @@ def test_tool_invoke() -> None:
         calculator.invoke({"expression": "1+1", "extra": 1})
     with pytest.raises(ToolArgumentError):
         calculator.invoke({})
+
+
+def test_names_stay_importable_from_the_calculator_module() -> None:
+    # the calculator is built in layers (tools/_calc_*.py); this module still offers every name
+    module = importlib.import_module("tooltoken.tools.calculator")
+    names = ["MAX_CHARS", "MAX_DEPTH", "MAX_DIGITS", "MAX_WORK", "Number", "CalculatorError", "ToolError",
+             "calculate", "calculator", "evaluate", "format_number", "format_program", "inline_arithmetic",
+             "is_program", "run_program", "tool"]  # fmt: skip
+    assert [name for name in names if not hasattr(module, name)] == []
+    assert (module.MAX_CHARS, module.MAX_DEPTH, module.MAX_DIGITS, module.MAX_WORK) == (1000, 200, 10_000, 6.0)
+    assert CalculatorError.__module__ == "tooltoken.tools.calculator"
+    assert isinstance(pickle.loads(pickle.dumps(CalculatorError("x"))), CalculatorError)
+    assert evaluate("2 * x", {"x": Fraction(3)}, _work=[0.0]) == 6
 
 
 def _re(text: str) -> str:

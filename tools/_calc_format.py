@@ -7,13 +7,17 @@
 
 Everything here is integer arithmetic on the exact value: no float rounding, and no `str()` of
 an integer past SHOWN_DIGITS digits (Python refuses those past 4,300 digits anyway).
+
+This module imports no other calculator module: every layer above may use it. Not handled
+here: computing values (tools/_calc_arith.py, tools/_calc_eval.py) and a program's step names
+(tools/_calc_program.py writes `name = value` lines with format_number).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-__all__ = ["format_number"]
+__all__ = ["format_decimal", "format_number"]
 
 SHOWN_DIGITS = 120
 DECIMALS = 12
@@ -27,7 +31,7 @@ def format_number(value: Fraction | float) -> str:
         return "0" if text == "-0" else text
     if value.denominator == 1:
         return _integer(value.numerator)
-    return f"{_integer(value.numerator)}/{_integer(value.denominator)} = {_decimal(value)}"
+    return f"{_integer(value.numerator)}/{_integer(value.denominator)} = {format_decimal(value)}"
 
 
 def _integer(n: int) -> str:
@@ -49,7 +53,7 @@ def _digit_count(n: int) -> int:
     return digits
 
 
-def _decimal(x: Fraction) -> str:
+def format_decimal(x: Fraction) -> str:
     """`x` rounded to 12 decimals (exact integer arithmetic); tiny values in scientific form."""
     if abs(x) >= Fraction(1, 10**4) or x == 0:
         scaled = round(x * 10**DECIMALS)

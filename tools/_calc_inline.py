@@ -29,6 +29,11 @@ when the text ends in a fenced block (```python ... ```) that is a calculator pr
 and every step's value is written after the block, in a ```output block. A block with anything
 else in it (`def`, loops, strings, imports) is code, not arithmetic, and is left alone.
 
+This layer only finds the arithmetic in the text and writes the value back; evaluating is the
+layers below (tools/_calc_eval.py, tools/_calc_program.py). Not handled here: deciding when to
+ask (the controller calls this when the answer ends in `=` or a closing fence) and the tool
+itself (tools/calculator.py attaches this function as `calculator.inline`).
+
     >>> inline_arithmetic("```python\\ndays = 6 * 2 * 12\\npay = 195 * days\\n```\\n")
     ({'expression': 'days = 6 * 2 * 12\\npay = 195 * days'}, '```output\\ndays = 144\\npay = 28080\\n```\\n')
 """
@@ -39,7 +44,9 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from ._calc_format import _decimal, format_number
+from ._calc_eval import evaluate
+from ._calc_format import format_decimal, format_number
+from ._calc_program import format_program, run_program
 from ._errors import ToolError
 
 __all__ = ["MAX_TAIL", "inline_arithmetic"]
@@ -70,18 +77,23 @@ def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
     in a fenced calculator program."""
     if text.rstrip(" \n").endswith("```"):
         return _program(text)
+    expression = _left_side(text)
+    if expression is None:
+        return None
+    try:
+        value = evaluate(expression)
+    except ToolError:
+        return None
+    shown = _show(value)
+    return {"expression": expression}, (shown if text.endswith(" ") else " " + shown)
+
+
+def _left_side(text: str) -> str | None:
+    """The plain arithmetic just before the `=` that ends `text`, or None if there is none."""
     end = _ENDS_IN_EQUALS.search(text[-MAX_CHARS - 2 :])
     if end is None:
         return None
-    head = text[-MAX_CHARS - 2 :][: end.start()]
-    lines = head.rsplit("\n", 2)
-    line = lines[-1]
-    if not line.strip() and len(lines) > 1:  # `expression` on one line, `= result` under it
-        line = lines[-2]
-    line = line.rsplit("=", 1)[-1]
-    for pattern, repl in _LATEX:
-        line = pattern.sub(repl, line)
-    line = _THOUSANDS.sub("", line)
+    line = _last_link(text[-MAX_CHARS - 2 :][: end.start()])
     suffix = _SUFFIX.search(line)
     assert suffix is not None  # the pattern matches the empty string
     raw = suffix.group()
@@ -95,19 +107,23 @@ def inline_arithmetic(text: str) -> tuple[dict[str, Any], str] | None:
         return None  # starts with an operator: the rest of something the model began earlier
     if len(_NUMBER.findall(expression)) < 2 or not _BINARY.search(expression):
         return None
-    from .calculator import evaluate
+    return expression
 
-    try:
-        value = evaluate(expression)
-    except ToolError:
-        return None
-    shown = _show(value)
-    return {"expression": expression}, (shown if text.endswith(" ") else " " + shown)
+
+def _last_link(head: str) -> str:
+    """The last link of the line before `=` (of the line above when `=` starts a line), with
+    LaTeX read as arithmetic and thousands separators removed."""
+    lines = head.rsplit("\n", 2)
+    line = lines[-1]
+    if not line.strip() and len(lines) > 1:  # `expression` on one line, `= result` under it
+        line = lines[-2]
+    line = line.rsplit("=", 1)[-1]
+    for pattern, repl in _LATEX:
+        line = pattern.sub(repl, line)
+    return _THOUSANDS.sub("", line)
 
 
 def _program(text: str) -> tuple[dict[str, Any], str] | None:
-    from ._calc_program import format_program, run_program
-
     m = _FENCED.search(text[-MAX_TAIL:])
     if m is None or not _WORKS.search(m.group("body")):
         return None
@@ -122,5 +138,5 @@ def _program(text: str) -> tuple[dict[str, Any], str] | None:
 
 def _show(value: Fraction | float) -> str:
     if isinstance(value, Fraction) and value.denominator != 1:
-        return _decimal(value)
+        return format_decimal(value)
     return format_number(value)

@@ -1,21 +1,23 @@
 """Calculator programs: a few named steps, one per line, as people write them out (bc-style).
 
-    >>> print(calculate("days = 6 * 2 * 12\\npay = 195 * days"))
+    >>> print(format_program(run_program("days = 6 * 2 * 12\\npay = 195 * days")))
     days = 144
     pay = 28080
-    >>> print(calculate("hours = 3 * 4; hours / 5"))
+    >>> print(format_program(run_program("hours = 3 * 4; hours / 5")))
     hours = 12
     12/5 = 2.4
 
 Each line (or `;`-separated statement) is `name = expression` or a bare expression; later lines
 use the names earlier lines set. Every step's value is shown, so the model can quote any of them.
-The expressions are the calculator's own (tools/calculator.py), evaluated the same exact,
-bounded way: nothing here runs code either. Only what a coder model writes around arithmetic is
-read past: `# comments`, `print(...)` around an expression (and its text labels), and blank
-lines.
+The expressions are the calculator's own, evaluated the same exact, bounded way by the layer
+below (tools/_calc_eval.py): nothing here runs code either. Only what a coder model writes around
+arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels),
+and blank lines. Not handled: anything else a program might hold (`def`, loops, strings,
+imports) is refused, as the evaluator refuses it, and built-in names (sqrt, pi, ...) cannot be
+assigned. Finding a program in the model's answer is the inline layer's job (tools/_calc_inline.py).
 
 Bounds: MAX_CHARS characters and MAX_STEPS steps in all, and one work budget for the whole
-program (the calculator's MAX_WORK), so a program costs no more than one long expression.
+program (the evaluator's MAX_WORK), so a program costs no more than one long expression.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from ._calc_arith import CONSTANTS, FUNCTIONS, CalculatorError
+from ._calc_eval import evaluate_step
 from ._calc_format import format_number
 
 __all__ = ["MAX_CHARS", "MAX_STEPS", "format_program", "is_program", "run_program"]
@@ -44,8 +48,6 @@ def is_program(text: str) -> bool:
 
 def run_program(text: str) -> list[Step]:
     """Evaluate each step in order; return (name or None, value) for every step."""
-    from .calculator import _CONSTANTS, _FUNCTIONS, CalculatorError, evaluate
-
     if len(text) > MAX_CHARS:
         raise CalculatorError(f"program too long ({len(text)} characters; the limit is {MAX_CHARS})")
     statements = _statements(text)
@@ -60,12 +62,12 @@ def run_program(text: str) -> list[Step]:
         name, expression = None, statement
         if m := _ASSIGN.fullmatch(statement):
             name, expression = m.group(1), m.group(2)
-            if name in _FUNCTIONS or name in _CONSTANTS or name == "of":
+            if name in FUNCTIONS or name in CONSTANTS or name == "of":
                 raise CalculatorError(f"line {number}: {name!r} is a built-in name and cannot be assigned")
         elif m := _PRINT.fullmatch(statement):
             expression = _printed(m.group(1))
         try:
-            value = evaluate(expression, variables, _work=work)
+            value = evaluate_step(expression, variables, work)
         except CalculatorError as exc:
             raise CalculatorError(f"line {number} ({_short(statement)}): {exc}") from None
         if name is not None:
@@ -75,6 +77,7 @@ def run_program(text: str) -> list[Step]:
 
 
 def format_program(steps: list[Step]) -> str:
+    """One line per step: `name = value`, or the value alone for a bare expression."""
     return "\n".join(format_number(v) if name is None else f"{name} = {format_number(v)}" for name, v in steps)
 
 
