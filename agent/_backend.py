@@ -19,6 +19,8 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from tooltoken.tools import ConfigError, ModelError
 
+from ._grammar import schema_to_gbnf
+from ._cpu import load_llama
 from ._sampling import RANDOM_SEED, Sampling
 
 
@@ -112,7 +114,7 @@ class LlamaBackend:
         if self.batch_invariant:
             _check_invariant(options, drafter)
         try:
-            self.llm = _load(
+            self.llm = load_llama(
                 llama_cpp,
                 repack=not self.batch_invariant,
                 model_path=self.path,
@@ -146,6 +148,9 @@ class LlamaBackend:
         return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
     def grammar(self, schema: dict[str, Any]) -> Any:
+        """The llama.cpp grammar of `schema` (cached): valid JSON, every string and array bounded
+        (`_grammar.schema_to_gbnf`). Fitting it to the call's token budget is the caller's step
+        (`_grammar.fit_schema`)."""
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             from llama_cpp.llama_grammar import LlamaGrammar
@@ -254,7 +259,6 @@ class LlamaBackend:
 # Kernels differ by CPU (AVX-512, ARM): `tooltoken bench invariance` measures all this anew.
 INVARIANT_ROWS = 7
 
-_LOAD_LOCK = threading.Lock()
 
 
 def invariant_options(llama_cpp: Any) -> dict[str, Any]:
@@ -278,30 +282,6 @@ def _check_invariant(options: dict[str, Any], drafter: Any) -> None:
         )
 
 
-def _load(llama_cpp: Any, *, repack: bool, **kwargs: Any) -> Any:
-    """`llama_cpp.Llama(**kwargs)`, with weight repacking (llama.cpp's `use_extra_bufts`) off if
-    asked. llama-cpp-python 0.3.36 has no argument for it: its __init__ reads
-    `llama_model_default_params()`, which is swapped for the call (under a lock)."""
-    if repack:
-        return llama_cpp.Llama(**kwargs)
-    import llama_cpp.llama as module
-
-    lib = module.llama_cpp
-    default = lib.llama_model_default_params
-
-    def no_repack() -> Any:
-        params = default()
-        params.use_extra_bufts = False
-        return params
-
-    with _LOAD_LOCK:
-        lib.llama_model_default_params = no_repack
-        try:
-            return llama_cpp.Llama(**kwargs)
-        finally:
-            lib.llama_model_default_params = default
-
-
 def _llama_seed(seed: int) -> int:
     return 0xFFFFFFFF if seed == RANDOM_SEED else seed  # llama.cpp's LLAMA_DEFAULT_SEED: random
 
@@ -314,43 +294,6 @@ def make_draft(draft: Any) -> Any:
     if draft == "prompt-lookup":  # parameters measured on grounded answers: see _draft.py
         return PromptLookup()
     return GGUFDraftModel(draft)  # a small GGUF model (path or pack name) drafting for the big one
-
-
-def schema_to_gbnf(schema: dict[str, Any]) -> str:
-    """JSON schema → GBNF with llama-cpp-python's converter, keys in declaration order.
-
-    Its `_format_literal` (0.3.36) does not escape backslashes, so a `const`/`enum` string that
-    contains a quote (a sentence offered to `quote`) made a grammar llama.cpp cannot parse; the
-    subclass escapes them as upstream llama.cpp does.
-    """
-    from llama_cpp.llama_grammar import SchemaConverter
-
-    class _Converter(SchemaConverter):
-        def _format_literal(self, literal: str) -> str:
-            escaped = literal.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n").replace('"', '\\"')
-            return f'"{escaped}"'
-
-    order = ["name", "arguments", *_property_names(schema)]  # otherwise keys come out sorted
-    converter = _Converter(
-        prop_order={name: i for i, name in enumerate(order)}, allow_fetch=False, dotall=False, raw_pattern=False
-    )
-    resolved = converter.resolve_refs(schema, "stdin")
-    converter.visit(resolved, "")
-    return converter.format_grammar()
-
-
-def _property_names(schema: Any) -> list[str]:
-    """Property names in declaration order, depth first, so the grammar keeps the signature's order."""
-    names: list[str] = []
-    if isinstance(schema, dict):
-        for k, v in (schema.get("properties") or {}).items():
-            names.append(k)
-            names += _property_names(v)
-        for key in ("oneOf", "anyOf", "allOf"):
-            for sub in schema.get(key) or []:
-                names += _property_names(sub)
-        names += _property_names(schema.get("items"))
-    return list(dict.fromkeys(names))
 
 
 def _token_text(model: Any, token: int) -> str:
