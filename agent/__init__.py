@@ -1,23 +1,13 @@
 """tooltoken: tool calls caught mid-generation on a local GGUF model."""
 
-from tooltoken.tools import (
-    ConfigError,
-    ContextOverflowError,
-    ModelError,
-    Source,
-    Tool,
-    ToolArgumentError,
-    ToolError,
-    ToolOutput,
-    TooltokenError,
-    tool,
-)
+from ._errors import ConfigError, ModelError, ToolArgumentError, ToolError, TooltokenError
+from tooltoken.tools import Source, Tool, ToolOutput, tool
 
 from ._agent import Agent
 from ._batch import BatchSummary, run_batch
 from ._backend import Backend, LlamaBackend
 from ._openai import OpenAIBackend
-from ._controller import Options
+from ._options import Options
 from ._sampling import Sampling
 from ._events import Citation, Event, Final, TextDelta, ToolCall, ToolResult, Usage
 
@@ -38,7 +28,6 @@ __all__ = [
     "ToolResult",
     "Usage",
     "ConfigError",
-    "ContextOverflowError",
     "ModelError",
     "Source",
     "Tool",

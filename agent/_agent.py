@@ -21,9 +21,14 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 from tooltoken.tools import ConfigError, Tool
 
 from ._backend import Backend, LlamaBackend
-from ._controller import Controller, Options
 from ._events import Event, Final
-from ._formats import Format, detect_format
+from ._families import Family, detect_format
+from ._llama_turns import LlamaTurns
+from ._loop import Answer, asked_text
+from ._openai import OpenAIBackend
+from ._openai_turns import OpenAITurns
+from ._options import Options
+from ._per_answer import fresh_tools
 from ._sampling import Sampling
 from ._template import Piece, render
 
@@ -105,7 +110,7 @@ class Agent:
             raise ConfigError("inline_tools must be Tools with an inline trigger (Tool.inline)")
         self.system = system
         self.options = _options(Options(), options)
-        self.fmt: Format = detect_format(
+        self.fmt: Family = detect_format(
             self.backend.chat_template, self.backend.bos_text, self.backend.eos_text, override=format
         )
         self._lock = getattr(self.backend, "lock", None) or threading.RLock()
@@ -158,20 +163,24 @@ class Agent:
         cancel: threading.Event | None = None,
         **overrides: Any,
     ) -> Iterator[Event]:
-        """Yield the answer's events: TextDelta, ToolCall, ToolResult, ..., then Final (always last)."""
+        """Yield the answer's events: TextDelta, ToolCall, ToolResult, ..., then Final (always last).
+
+        Each answer has its own tool state (a Browser's results and open page): two answers
+        streamed at once from one Agent never see each other's browsing."""
         options = _options(self.options, overrides)
         agent = _with(self, options) if (options.tool_choice == "none") != (self.options.tool_choice == "none") else self
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
-        stream_chat = getattr(self.backend, "stream_chat", None)
-        if stream_chat is not None:  # a message-level backend (OpenAIBackend): the server renders the prompt
-            yield from stream_chat(agent.messages(question, history), self.tools, options, cancel,
-                                   prompt_tools=not self.fmt.native_tools, given=given)
+        messages = agent.messages(question, history)
+        tools = fresh_tools(self.tools)
+        said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
+        if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
+            turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
+            yield from Answer(turns, tools, options, cancel=cancel, **said).run()
             return
-        pieces = agent.render(agent.messages(question, history))
+        pieces = agent.render(messages)
         with self._lock:
-            controller = Controller(self.backend, self.fmt, self.tools, options, cancel, inline=self.inline_tools,
-                                    given=given)
-            yield from controller.run(pieces)
+            llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=self.inline_tools)
+            yield from Answer(llama, tools, options, cancel=cancel, judge=llama.judge, **said).run()
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None

@@ -33,7 +33,7 @@ from typing import Any
 
 from tooltoken.tools import Tool
 
-from ._formats import Call
+from ._families import Call
 from ._template import render
 
 # Chosen on BFCL items that no published run uses (held out), on Qwen2.5-Coder-1.5B:

@@ -60,6 +60,8 @@ import numpy.typing as npt
 from llama_cpp.llama_speculative import LlamaDraftModel, LlamaPromptLookupDecoding
 from tooltoken.tools import ConfigError, ModelError
 
+from ._cpu import load_llama
+
 __all__ = ["DraftStats", "GGUFDraftModel", "PromptLookup", "drop_unconsumed", "stop_ids"]
 
 # llama.cpp's own speculative example accepts vocabularies of sizes this far apart (Qwen2.5-0.5B
@@ -114,7 +116,7 @@ def stop_ids(llm: Any) -> frozenset[int]:
     (`<|im_end|>`, `<|eot_id|>`, ...), and added tokens that open a tool call (`<tool_call>`)."""
     import llama_cpp
 
-    from ._formats import trigger_pattern
+    from ._families import trigger_pattern
 
     vocab = llm._model.vocab
     trigger = trigger_pattern([])
@@ -204,8 +206,8 @@ class GGUFDraftModel(_Counting, LlamaDraftModel):
         self.p_min = p_min
         self.stats = DraftStats()
         try:
-            self.llm = llama_cpp.Llama(model_path=self.path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
-                                       verbose=False, **(llama_kwargs or {}))
+            self.llm = load_llama(llama_cpp, model_path=self.path, n_ctx=n_ctx,
+                                  n_threads=n_threads or os.cpu_count() or 1, verbose=False, **(llama_kwargs or {}))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load the draft model {self.path}: {exc}") from exc
         self.n_vocab = self.llm.n_vocab()

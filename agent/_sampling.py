@@ -7,7 +7,7 @@
     >>> Sampling(top_p=0)
     Traceback (most recent call last):
     ...
-    tooltoken.tools._errors.ConfigError: top_p must be in (0, 1] (1: no top-p cut), got 0
+    tooltoken._errors.ConfigError: top_p must be in (0, 1] (1: no top-p cut), got 0
 
 The defaults are llama.cpp's (top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.0) except the
 temperature: 0, greedy, so that the same question gives the same answer. Tool calls are written

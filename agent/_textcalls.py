@@ -1,6 +1,6 @@
 """Tool calls written as text in a streamed reply, for backends that get text, not tokens.
 
-    >>> from tooltoken._formats import trigger_pattern
+    >>> from tooltoken._families import trigger_pattern
     >>> scanner = TextCallScanner(trigger_pattern(["add"]), copied=lambda text: False, max_chars=2048)
     >>> scanner.feed("Sure. <tool"), scanner.feed('_call>{"name": "add", "arguments": {"a": 1}}'), scanner.call
     ('Sure. ', '', '<tool_call>{"name": "add", "arguments": {"a": 1}}')

@@ -35,14 +35,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tooltoken.tools import ConfigError
+from tooltoken.tools import BUILTIN_TOOLS, ConfigError
 
 from tooltoken._sampling import MAX_SEED
 
-__all__ = ["BUILTIN_TOOLS", "Settings", "config_path", "load_settings"]
+__all__ = ["Settings", "config_path", "load_settings"]
 
 ENV_PREFIX = "TOOLTOKEN_"
-BUILTIN_TOOLS = ("calculator", "browser")  # browser: search/open/find/quote over the offline Wikipedia corpus
 
 SAMPLING = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "call_greedy")
 
@@ -131,7 +130,7 @@ class Settings(BaseSettings):
 
     def agent_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Agent(...)` (tools excepted: see `build_tools`)."""
-        from tooltoken._controller import Options
+        from tooltoken._options import Options
 
         options = {f.name for f in dc_fields(Options)}
         kw: dict[str, Any] = {"n_ctx": self.n_ctx, "system": self.system, "draft": self.draft}
@@ -141,18 +140,11 @@ class Settings(BaseSettings):
         return kw
 
     def build_tools(self) -> list:
-        """The built-in tools named in `tools`, in that order."""
-        out: list = []
-        for name in self.tools:
-            if name == "calculator":
-                from tooltoken.tools.calculator import calculator
+        """The built-in tools named in `tools`, in that order, and `retrieve` when an index exists
+        (`tooltoken.tools.default_tools`: the one list)."""
+        from tooltoken.tools import default_tools
 
-                out.append(calculator)
-            elif name == "browser":
-                from tooltoken.tools import Browser, default_search
-
-                out += Browser(default_search()).tools()
-        return out
+        return default_tools(self.tools)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path | None, str]:

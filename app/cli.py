@@ -29,7 +29,11 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     typer = None  # type: ignore[assignment]
 
-from tooltoken.tools import TooltokenError
+from tooltoken._errors import TooltokenError
+
+# the command functions (chat, ask, ...) exist when the CLI extra is installed
+__all__ = ["AnswerView", "ChatSession", "answer", "app", "ask", "chat", "footnotes", "main", "make_agent", "models_list",
+           "models_pull", "settings"]
 
 
 def main() -> None:
@@ -249,6 +253,19 @@ def answer(agent: Any, question: Any, history: list, view: AnswerView, on_stop: 
         else:
             view.final(final)
     return final
+
+
+def _plugins(app: Any) -> None:
+    """Call `register(app)` of every "tooltoken.commands" entry point; one that fails to load is
+    reported and skipped, so a broken extra never takes the other commands down."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="tooltoken.commands"):
+        try:
+            ep.load()(app)
+        except Exception as exc:  # noqa: BLE001 -- an optional part's failure must not break the CLI
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] the {ep.name!r} commands are unavailable: {exc}",
+                                       highlight=False)
 
 
 if typer is not None:
@@ -563,15 +580,3 @@ if typer is not None:
     _cli_more.register(app)
     _plugins(app)
 
-
-def _plugins(app: Any) -> None:
-    """Call `register(app)` of every "tooltoken.commands" entry point; one that fails to load is
-    reported and skipped, so a broken extra never takes the other commands down."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="tooltoken.commands"):
-        try:
-            ep.load()(app)
-        except Exception as exc:  # noqa: BLE001 -- an optional part's failure must not break the CLI
-            Console(stderr=True).print(f"[yellow]warning:[/yellow] the {ep.name!r} commands are unavailable: {exc}",
-                                       highlight=False)

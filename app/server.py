@@ -54,7 +54,8 @@ from tooltoken.tools import ConfigError
 
 from tooltoken._per_answer import per_answer
 
-__all__ = ["StopFilter", "agent_messages", "aiter_in_thread", "create_app", "serve"]
+__all__ = ["RateLimiter", "RequestError", "StopFilter", "agent_messages", "aiter_in_thread", "create_app", "extra",
+           "finish_reason", "serve"]
 
 _ROLES = ("system", "user", "assistant", "tool")
 

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+__all__ = ["bench_controller"]
+
 import statistics
 import time
 from typing import Any
@@ -61,7 +63,7 @@ def _agent_decode_rate(agent: Any, question: str, n: int) -> tuple[float, int]:
 
 def bench_controller(model: str | None = "smollm2-135m", repeats: int = 3, n_tokens: int = 128) -> dict[str, Any]:
     from tooltoken import Agent, Final
-    from tooltoken._controller import Controller
+    from tooltoken._llama_turns import LlamaTurns
     from tooltoken.tools.calculator import calculator
 
     agent = Agent(model=model, tools=[calculator])
@@ -70,9 +72,8 @@ def bench_controller(model: str | None = "smollm2-135m", repeats: int = 3, n_tok
     # 1. streaming overhead
     question = "Write a short story about a robot who learns to paint."
     plain = Agent(agent.backend, tools=[])
-    prompt_tokens = Controller(plain.backend, plain.fmt, [], plain.options).encode(
-        plain.render(plain.messages(question))
-    )
+    pieces = plain.render(plain.messages(question))
+    prompt_tokens = LlamaTurns(plain.backend, plain.fmt, [], plain.options, pieces).encode(pieces)
     ratios, agent_rates, raw_rates = [], [], []
     for _ in range(repeats):
         a_rate, n = _agent_decode_rate(plain, question, n_tokens)

@@ -123,25 +123,26 @@ def _lookup_tool() -> Any:
 def _run(agent: Any, question: str) -> dict[str, Any]:
     """One answer through the controller, timed from its tool result to its end."""
     from tooltoken import Final, TextDelta, ToolResult
-    from tooltoken._controller import Controller
+    from tooltoken._llama_turns import LlamaTurns
+    from tooltoken._loop import Answer
 
     llm = agent.backend.llm
     llm.reset()
-    controller = Controller(agent.backend, agent.fmt, agent.tools, agent.options)
+    turns = LlamaTurns(agent.backend, agent.fmt, agent.tools, agent.options, agent.render(agent.messages(question)))
     t_result = t_first = None
     n_result = 0
     final = None
-    for ev in controller.run(agent.render(agent.messages(question))):
+    for ev in Answer(turns, agent.tools, agent.options).run():
         now = time.perf_counter()
         if isinstance(ev, ToolResult) and t_result is None:
-            t_result, n_result = now, controller._text_tokens
+            t_result, n_result = now, turns._text_tokens
         elif isinstance(ev, TextDelta) and t_result is not None and t_first is None:
             t_first = now
         elif isinstance(ev, Final):
             final = ev
     end = time.perf_counter()
     assert final is not None
-    tokens = controller._text_tokens - n_result if t_result is not None else 0
+    tokens = turns._text_tokens - n_result if t_result is not None else 0
     return {
         "answer": final.answer,
         "calls": [(c.name, c.arguments) for c in final.tool_calls],

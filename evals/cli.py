@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["default_out", "register"]
 
 _SUITES = ("bfcl", "math", "qa", "retrieval")
 

@@ -15,7 +15,8 @@ from typing import Optional
 
 import typer
 
-__all__ = ["bench_app", "register"]
+__all__ = ["bench_app", "bench_controller", "bench_invariance", "bench_retrieval", "bench_search", "bench_speculative",
+           "register"]
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from tooltoken.tools import ConfigError
 
-__all__ = ["compare_runs", "compare_table", "load_summary", "markdown_table", "write_chart", "write_report"]
+__all__ = ["compare_runs", "compare_table", "load_summary", "markdown_table", "write_chart", "write_compare_chart",
+           "write_report"]
 
 # figures shown in tables besides n and accuracy, when a summary has them
 _SHOWN = ("citation_precision", "cited", "contains_anywhere", "used_calculator", "mrr", "hit@1", "tool_calls_per_item",

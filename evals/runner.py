@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from tooltoken.tools import ConfigError
 
-__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "data_rows", "get_suite", "run_eval", "spread", "summarize"]
+__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "data_rows", "get_suite", "model_for", "model_name", "run_eval",
+           "spread", "summarize"]
 
 #: progress(done, total, record): called once before the first item (record None) and after each item.
 ProgressFn = Callable[[int, int, "dict[str, Any] | None"], None]

@@ -1,22 +1,27 @@
-"""The exception tree of tooltoken.retrieval.
+"""The errors of tooltoken.retrieval: a branch of the one tree (`tooltoken._errors`).
 
-    RetrievalError                  our bug or the user's bad input: raised, with what to do
+    TooltokenError
+    └── RetrievalError              our bug or the user's bad input: raised, with what to do
     ├── RetrievalConfigError        bad arguments or settings; a missing optional extra
     │   └── FilterError             a metadata filter names an unknown field or holds a bad value
     ├── EmbedderError               an embedding model is missing, not local, or cannot be loaded
     └── StoreError                  the vector store cannot be opened, read or written
         └── StoreLockedError        another process holds the Milvus Lite directory
 
-retrieval/ is the lowest room and imports nothing from tools/ or agent/, so its tree has its own
-root; the retriever tool (tooltoken.tools.retriever) turns these into tool errors where a model
+retrieval/ is the lowest room: of the others it imports only the leaf `tooltoken._errors`. The
+retriever tool (tooltoken.tools.retriever) turns these into tool errors where a model
 is the caller. Files that cannot be read while indexing are not errors: they are skipped and
 listed in the `IngestReport`.
 """
 
 from __future__ import annotations
 
+from tooltoken._errors import TooltokenError
 
-class RetrievalError(Exception):
+__all__ = ["EmbedderError", "FilterError", "RetrievalConfigError", "RetrievalError", "StoreError", "StoreLockedError"]
+
+
+class RetrievalError(TooltokenError):
     """Base class of every error tooltoken.retrieval raises on purpose."""
 
 

@@ -8,7 +8,7 @@ import pytest
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, TextDelta, ToolCall, tool
 from tooltoken._call_check import _values_questions
-from tooltoken._formats import Call
+from tooltoken._families import Call
 
 pytestmark = pytest.mark.unit
 

@@ -61,7 +61,7 @@ def test_the_judge_on_the_real_model_averages_two_wordings_of_each_question(back
     from tooltoken import tool
     from tooltoken._call_check import (VALUES_OFFSET, _function_questions, _logsumexp, _tokens,
                                        _values_questions, judge)
-    from tooltoken._formats import Call
+    from tooltoken._families import Call
 
     @tool
     def weather(city: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from scripted import SAME_TURN, ScriptedBackend, chunks
 from tooltoken import Agent, ConfigError, tool
-from tooltoken._formats import FORMATS, detect_format
+from tooltoken._families import FAMILIES, detect_format
 
 pytestmark = pytest.mark.unit
 
@@ -63,7 +63,7 @@ def test_detection_from_templates_and_the_override():
     assert detect_format(MISTRAL).name == "mistral"
     assert detect_format(MISTRAL + "{# [ARGS] #}").name == "mistral11"
     assert detect_format("{{ '<tool_call>' }}{% for m in messages %}{{ m['content'] }}{% endfor %}").name == "hermes"
-    with pytest.raises(ConfigError, match="valid formats: " + ", ".join(FORMATS)):
+    with pytest.raises(ConfigError, match="valid formats: " + ", ".join(FAMILIES)):
         detect_format(LLAMA3, override="llama9")
 
 

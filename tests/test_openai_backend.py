@@ -494,8 +494,7 @@ def test_extra_body_wins_and_the_prompt_preview_declares_tools(server):
     preview = agent.prompt("What is 6*7?")  # the stand-in template: roughly what a Hermes server renders
     assert "<tools>" in preview and '"name": "multiply"' in preview and preview.endswith("<|im_start|>assistant\n")
     server.play(answer("ok"))
-    list(OpenAIBackend(server.url, "m", temperature=None).stream_chat(
-        [{"role": "system", "content": ""}, {"role": "user", "content": "?"}], [], agent.options))
+    Agent(OpenAIBackend(server.url, "m", temperature=None)).run("?")
     assert "temperature" not in server.requests[-1]
 
 

@@ -206,14 +206,12 @@ def test_backend_plugs_into_the_browser():
 
 
 def test_cli_registers_index_and_bench_commands():
-    typer = pytest.importorskip("typer")
+    """`index` comes from the interfaces; `bench retrieval` from evals, through its entry point."""
+    pytest.importorskip("typer")
     from typer.testing import CliRunner
 
-    from tooltoken.app._cli_index import register
+    from tooltoken.app.cli import app
 
-    app, bench = typer.Typer(), typer.Typer()
-    app.add_typer(bench, name="bench")
-    register(app)
     runner = CliRunner()
     assert "--chunk-size" in runner.invoke(app, ["index", "--help"]).output
     assert "retrieval" in runner.invoke(app, ["bench", "--help"]).output

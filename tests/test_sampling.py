@@ -109,7 +109,7 @@ def test_settings_layers_for_a_sampling_field(clean_env, tmp_path, monkeypatch):
 @pytest.mark.unit
 def test_cli_flags_land_in_settings_as_flags_and_config_show_lists_them(clean_env, monkeypatch):
     pytest.importorskip("typer")
-    from tooltoken import cli
+    from tooltoken.app import cli
     from typer.testing import CliRunner
 
     seen = {}

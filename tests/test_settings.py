@@ -86,7 +86,7 @@ def test_agent_kwargs_are_valid_agent_arguments():
     named = set(inspect.signature(Agent.__init__).parameters)
     from dataclasses import fields
 
-    from tooltoken._controller import Options
+    from tooltoken._options import Options
 
     assert set(kw) <= named | {f.name for f in fields(Options)}
 

@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from tooltoken import Agent, ConfigError, Final, LlamaBackend, ToolCall, tool
-from tooltoken._controller import Controller
+from tooltoken._llama_turns import LlamaTurns
+from tooltoken._loop import Answer
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +85,10 @@ def test_no_drafted_token_stays_past_a_call_or_the_end(lookup_agent):
     for q in QUESTIONS:
         for choice in CHOICES:
             llm.reset()
-            controller = Controller(agent.backend, agent.fmt, agent.tools, replace(agent.options, tool_choice=choice))
-            calls = 0
-            for event in controller.run(agent.render(agent.messages(q))):
+            options = replace(agent.options, tool_choice=choice)
+            turns = LlamaTurns(agent.backend, agent.fmt, agent.tools, options, agent.render(agent.messages(q)))
+            calls, forced = 0, choice.count("lookup") if isinstance(choice, list) else 1
+            for event in Answer(turns, agent.tools, options).run():
                 held = llm.input_ids[: llm.n_tokens].tolist()
                 if isinstance(event, ToolCall):  # the tool is about to run
                     calls += 1
@@ -95,11 +97,14 @@ def test_no_drafted_token_stays_past_a_call_or_the_end(lookup_agent):
                     # controller looked for another call in the same turn)
                     body = text.rsplit("<tool_call>\n", 1)[1].split("</tool_call>")[0]
                     assert event.raw.strip().startswith(body.strip()), (body, event.raw)
-                    assert json.loads(event.raw)["name"] == "lookup"
+                    if calls <= forced:  # a later call is the model's own: any name it wrote
+                        assert json.loads(event.raw)["name"] == "lookup"
                 elif isinstance(event, Final):
-                    assert held == controller.ctx[: len(held)]
-                    assert len(held) >= len(controller.ctx) - 1
-            assert calls == (choice.count("lookup") if isinstance(choice, list) else 1)
+                    assert held == turns.ctx[: len(held)]
+                    assert len(held) >= len(turns.ctx) - 1
+            # a plan ending in "none" makes exactly its calls; after "lookup" alone, whether the
+            # model opens another call depends on its words (and so on the CPU's kernels)
+            assert calls == forced if isinstance(choice, list) else calls >= forced
 
 
 def test_drafts_never_stay_where_the_consumer_stopped(lookup_agent):

@@ -1,8 +1,9 @@
 """Tools: typed functions the model can call (`@tool`), and the built-in ones."""
 
+from collections.abc import Sequence
+
 from ._errors import (
     ConfigError,
-    ContextOverflowError,
     ModelError,
     ToolArgumentError,
     ToolDefinitionError,
@@ -19,7 +20,6 @@ from .search import BM25Search, Document, Hit, SearchBackend, SearchError
 
 __all__ = [
     "ConfigError",
-    "ContextOverflowError",
     "ModelError",
     "Source",
     "Tool",
@@ -33,16 +33,25 @@ __all__ = [
 ]
 
 
-def default_tools(search: bool = True, docs: bool | str | None = None) -> list[Tool]:
-    """The tools `tooltoken chat` and `ask` start with: the calculator; WebGPT-style browsing
-    (search, open, find, quote) over the offline Wikipedia corpus (built on first use); and
-    `retrieve` over your own documents when `docs` names an index (a Milvus Lite path or a
-    server URI) or, with `docs=None`, when `tooltoken index` has made the default one."""
+BUILTIN_TOOLS = ("calculator", "browser")  # browser: search, open, find, quote over the offline corpus
+
+
+def default_tools(names: Sequence[str] = BUILTIN_TOOLS, docs: bool | str | None = None) -> list[Tool]:
+    """The built-in tools, the one list every interface builds from (chat, ask, run, serve, and
+    `run_batch` in a library): `names` among BUILTIN_TOOLS, in that order (the calculator; WebGPT-
+    style browsing: search, open, find, quote over the offline Wikipedia corpus, built on first
+    use), then `retrieve` over your own documents whenever an index exists: `docs` names one (a
+    Milvus Lite path or a server URI), or, with `docs=None`, `tooltoken index` has made the
+    default one. `docs=False`: no `retrieve`."""
+    from ._errors import ConfigError
     from .calculator import calculator
 
-    tools = [calculator]
-    if search:
-        tools += Browser(default_search()).tools()
+    unknown = [n for n in names if n not in BUILTIN_TOOLS]
+    if unknown:
+        raise ConfigError(f"unknown tool(s) {unknown} (valid tools: {', '.join(BUILTIN_TOOLS)})")
+    tools: list[Tool] = []
+    for name in names:
+        tools += [calculator] if name == "calculator" else Browser(default_search()).tools()
     if docs is None:
         from tooltoken.retrieval import data_dir
 
@@ -55,5 +64,5 @@ def default_tools(search: bool = True, docs: bool | str | None = None) -> list[T
     return tools
 
 
-__all__ += ["RetrieverBackend", "retriever_tool", "default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
+__all__ += ["BUILTIN_TOOLS", "RetrieverBackend", "retriever_tool", "default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
             "Hit", "HttpSearch", "SearchBackend", "SearchError", "calculate", "default_search"]

@@ -37,7 +37,7 @@ from typing import Any
 from ._errors import ConfigError
 from .search import Document, Hit, SearchError
 
-__all__ = ["HttpSearch", "check_address", "guarded_get"]
+__all__ = ["HttpSearch", "Response", "check_address", "guarded_get"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
