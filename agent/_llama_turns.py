@@ -24,6 +24,7 @@ from ._call_check import judge, opening_token
 from ._calls import balanced, first_json
 from ._events import Event, ToolCall, ToolResult, Usage
 from ._families import Call, Family, trigger_pattern
+from ._grammar import fit_schema, open_string, repeating, tighter
 from ._loop import Answer, Stop, Turn
 from ._options import Options
 from ._template import Piece
@@ -112,7 +113,7 @@ class LlamaTurns:
                 raise Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
         if step not in ("auto", "none"):  # a forced call: written under the grammar at once
             allowed = list(self.tools.values()) if step == "required" else [self.tools[step]]
-            return self._call_turn(a, allowed)
+            return self._call_turn(a, allowed, forced=True)
         while True:
             match = yield from self._free(a, triggers=step == "auto")
             if match is None:
@@ -240,17 +241,18 @@ class LlamaTurns:
 
     # -- the call turn -------------------------------------------------------------------------
     def _call_turn(self, a: Answer, allowed: list[Tool], invented: str | None = None,
-                   pythonic: bool = False) -> Turn:
+                   pythonic: bool = False, forced: bool = False) -> Turn:
         """Write the call turn at the end of the context; return the calls read.
 
         The call is generated under the grammar of `allowed` after the family's opening, then
         rewritten in canonical form. `invented`: the model already named a tool that does not
         exist; that call is written as meant and answered with the real tools' names, rather
         than forced onto one. `pythonic`: Llama 3.2's `[f(a=1), g(b=2)]`, read with `ast`.
+        `forced`: tool_choice asked for this call, so it must be one (see _write_call).
         Where the family allows it, the model may open further calls in the same turn (parallel
         calls): they are all written first, then run together."""
         self._mark = len(self.ctx)
-        calls, texts = self._write_call(a, allowed, invented, pythonic, len(a.calls) + 1)
+        calls, texts = self._write_call(a, allowed, invented, pythonic, len(a.calls) + 1, forced)
         while (
             self.fam.call_sep is not None
             and not pythonic
@@ -268,9 +270,16 @@ class LlamaTurns:
         return Turn(calls, ids, texts)
 
     def _write_call(self, a: Answer, allowed: list[Tool], invented: str | None, pythonic: bool,
-                    first: int) -> tuple[list[Call], list[str]]:
+                    first: int, forced: bool = False) -> tuple[list[Call], list[str]]:
         """Write one call (or one list of calls) in canonical form; return the calls read and the
-        text the model wrote for each."""
+        text the model wrote for each.
+
+        Under the grammar every string and list is bounded so that the longest call fits
+        max_call_tokens: the grammar closes the call rather than the budget cutting it. A string
+        that loops ends the call early; a forced call that did not close is written once more
+        with every bound halved, and if that fails too the answer ends with stop reason
+        "bad_call" (never a call without a name). A call the model chose to make that cannot be
+        read goes back to it as an error result, as any bad call does."""
         fam = self.fam
         open_tokens = [] if pythonic else self.b.tokenize(fam.call_open, special=True)
         self.ctx += open_tokens
@@ -282,9 +291,20 @@ class LlamaTurns:
             text = json.dumps(value, ensure_ascii=False)
             self.ctx += self.b.tokenize(text, special=False)
             self.usage.inserted_tokens += len(self.ctx) - body_start
-        else:
-            schema = fam.call_schema(allowed) if self.opt.grammar and not pythonic else None
+        elif self.opt.grammar and not pythonic:
+            # bounded so the longest call the grammar allows fits the budget: it closes, not cut
+            schema = fit_schema(fam.call_schema(allowed), self.opt.max_call_tokens - 1)
             text, value = self._generate_call(a, schema, body_start, pythonic)
+            if value is None and forced:  # it looped inside a string: once more, every bound halved
+                a.warnings.append(f"the call did not close ({text.strip()[:80]!r}...); it was written again "
+                                  "with shorter bounds")
+                del self.ctx[body_start:]
+                text, value = self._generate_call(a, tighter(schema), body_start, pythonic)
+            if value is None and forced:
+                raise Stop("bad_call", f"the model's call could not be completed under the grammar, even with "
+                                       f"shorter bounds: {text.strip()[:200]!r}")
+        else:
+            text, value = self._generate_call(a, None, body_start, pythonic)
         calls = [a.stated(c) for c in fam.read(value, text, self.tools, allowed)]
         ids = [fam.call_id(first + k) for k in range(len(calls))]
         if not pythonic and all(c.problem is None for c in calls):
@@ -352,6 +372,8 @@ class LlamaTurns:
                     value = first_json(stripped)
                     if value is not None:
                         break
+                elif schema is not None and stripped[-1:] != '"' and repeating(open_string(stripped) or ""):
+                    break  # a string that writes itself again and again: the caller retries
                 if len(self.ctx) - body_start >= self.opt.max_call_tokens:
                     break
                 self._check_limits(a, in_call=True)
