@@ -74,7 +74,7 @@ def run_batch(
     tools) and the agent keyword arguments in `options` (n_ctx, system, temperature, top_k,
     top_p, min_p, repeat_penalty, seed, call_greedy, draft: see `agent_options`; with `agent`
     they are an error). The other `options` (tool_choice, max_tokens, ...) apply to every
-    question. Each question browses on its own (`per_answer`). `cancel`: set it to stop after
+    question. Each question browses on its own (`Agent.stream`). `cancel`: set it to stop after
     the questions in flight.
     """
     if concurrency < 1:
@@ -153,11 +153,9 @@ def answer_one(
 ) -> dict[str, Any] | None:
     """One output line for one input record; an exception becomes the line's `error`.
     None when the run was cancelled during this question (nothing to write)."""
-    from ._per_answer import per_answer
-
     try:
         final = None
-        for event in per_answer(agent).stream(record["question"], cancel=cancel, **options):
+        for event in agent.stream(record["question"], cancel=cancel, **options):
             final = event
         if final.stop_reason == "cancelled" and cancel.is_set():  # type: ignore[union-attr]
             return None  # not written: a resumed run asks it again

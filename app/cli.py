@@ -196,11 +196,8 @@ def answer(agent: Any, question: Any, history: list, view: AnswerView, on_stop: 
     The answer runs in a worker thread so that Ctrl-C here only sets its cancel event: the
     controller stops at the next token and still sends its Final (stop_reason "cancelled").
     A second Ctrl-C stops waiting for it."""
-    from tooltoken._per_answer import per_answer
-
     cancel = threading.Event()
     events: queue.Queue = queue.Queue()
-    agent = per_answer(agent)  # browsing starts afresh each answer (the history holds no tool results)
 
     def work() -> None:
         try:

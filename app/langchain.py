@@ -58,7 +58,6 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tooltoken.tools import ConfigError, Tool
 
-from tooltoken._per_answer import per_answer
 from .server import StopFilter, agent_messages, aiter_in_thread, extra
 
 __all__ = ["ChatTooltoken", "TooltokenRetriever", "from_langchain_tool", "to_langchain_tool", "to_langchain_tools"]
@@ -301,7 +300,7 @@ class ChatTooltoken(BaseChatModel):
         if kwargs:
             raise ValueError(f"ChatTooltoken does not take {sorted(kwargs)} per call "
                              "(valid: tools, tool_choice, model, max_tokens, stop)")
-        agent = per_answer(self._agent_for(model, bound))  # the agent is cached; its browsing state is not
+        agent = self._agent_for(model, bound)  # cached; each answer browses afresh (Agent.stream)
         names = [t["function"]["name"] for t in bound]
         options: dict[str, Any] = {}
         mapped = _tool_choice(choice, names)

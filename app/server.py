@@ -34,7 +34,7 @@ Limits: `api_key` (a bearer token; 401 without it), `max_body_bytes` (413), a pe
 limit in requests per minute keyed by the peer address (429 with Retry-After), and `max_queue`
 requests admitted at once (503 above). Admitted requests wait their turn on the model: the
 agent's lock serialises them, since one llama.cpp context is not thread-safe. Each request
-browses on its own (`per_answer`: new Browser state over the shared index), so one client never
+browses on its own (`Agent.stream` gives each answer new Browser state over the shared index), so one client never
 sees another's search results or open document. A client that disconnects mid-stream cancels
 its answer.
 """
@@ -52,7 +52,6 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from tooltoken.tools import ConfigError
 
-from tooltoken._per_answer import per_answer
 
 __all__ = ["RateLimiter", "RequestError", "StopFilter", "agent_messages", "aiter_in_thread", "create_app", "extra",
            "finish_reason", "serve"]
@@ -431,7 +430,6 @@ async def _events(agent: Any, messages: list[dict], options: dict[str, Any], sto
     cancel = threading.Event()
     stopper = StopFilter(stops)
     shown: list[str] = []
-    agent = per_answer(agent)  # this request's own browsing state (see per_answer)
     async for event in aiter_in_thread(lambda: agent.stream(messages, cancel=cancel, **options), cancel):
         if isinstance(event, TextDelta):
             text = stopper.feed(event.text)

@@ -14,7 +14,7 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient
 
 from scripted import ScriptedBackend, chunks
-from tooltoken import Agent, tool
+from tooltoken import Agent, ToolResult, tool
 from tooltoken.app.server import RateLimiter, StopFilter, agent_messages, create_app
 from tooltoken.tools import Browser, Document, Hit
 
@@ -246,7 +246,7 @@ def test_each_request_browses_on_its_own():
 def test_per_answer_rebinds_only_browser_tools():
     from dataclasses import replace
 
-    from tooltoken._per_answer import fresh_tools, per_answer
+    from tooltoken._per_answer import fresh_tools
 
     browser = Browser(Shelf(), k=1, page_lines=7, width=60)
     search, open_, find, quote = browser.tools()
@@ -261,11 +261,27 @@ def test_per_answer_rebinds_only_browser_tools():
     assert browser.results == [] and browser.document is None  # the old state is untouched
     assert fresh[4].call_parameters()["properties"]["text"]["enum"] == ["War and Peace is a novel by Leo Tolstoy."]
     assert "enum" not in quote.call_parameters()["properties"]["text"]  # no document open in the old Browser
-    new = fresh[1].fn.__closure__[0].cell_contents
+    new = fresh[1].state
+    assert new is not browser and all(t.state is new for t in fresh[1:])  # one fresh Browser for the four
     assert (new.backend, new.k, new.page_lines, new.width) == (browser.backend, 1, 7, 60)
-    agent = Agent(ScriptedBackend([]), tools=tools)
-    clone = per_answer(agent)
-    assert clone is not agent and clone.backend is agent.backend and clone._lock is agent._lock
-    assert clone.tools[0] is calculator and agent.tools == tools
-    plain = Agent(ScriptedBackend([]), tools=[calculator])
-    assert per_answer(plain) is plain
+
+
+def test_two_answers_streamed_at_once_from_one_agent_browse_apart():
+    """The library owns per-answer state: no caller sets it up, and an answer streamed while
+    another is half done does not see the other's search results."""
+    search = '{"name": "search", "arguments": {"query": "novel"}}'
+    open_1 = '{"name": "open", "arguments": {"id": "1"}}'
+    browser = Browser(Shelf(), k=1, page_lines=7, width=60)
+    agent = Agent(ScriptedBackend([["<tool_call>"], chunks(search),  # the first answer searches
+                                   ["<tool_call>"], chunks(open_1), ["None."],  # the second opens "1" at once
+                                   ["Tolstoy [1]."]]),  # the first answer ends
+                  tools=browser.tools(), unsupported_notice=None)
+    first = agent.stream("Find a novel.")
+    for event in first:
+        if isinstance(event, ToolResult):
+            break
+    assert "War and Peace" in event.content
+    second = agent.run("Open the first result.")
+    assert second.tool_results[0].error, second.tool_results[0].content  # no search in this answer
+    assert list(first)[-1].answer == "Tolstoy [1]."
+    assert browser.results == [] and browser.document is None  # the Agent's own Browser was never used

@@ -83,6 +83,11 @@ class Tool:
     # gives no maxLength / maxItems; None: MAX_STRING / MAX_ITEMS.
     max_string: int | None = None
     max_items: int | None = None
+    # State that belongs to one answer, shared by the tools that act on it (a Browser's last
+    # results and open page): an object with `fresh()`, a new one over the same shared resources
+    # (the index), and `tools()`, the tools acting on it. `Agent.stream` gives each answer fresh
+    # state; tools sharing one state object share one fresh copy (tooltoken._per_answer).
+    state: Any = None
 
     @classmethod
     def from_schema(

@@ -173,7 +173,13 @@ class Browser:
         tools = [tool(f) for f in (search, open, find, quote)]
         tools[1].grammar_parameters = self._open_schema
         tools[3].grammar_parameters = self._quote_schema
+        for t in tools:
+            t.state = self  # each answer browses on a fresh() copy (Tool.state)
         return tools
+
+    def fresh(self) -> "Browser":
+        """A new Browser over the same search backend: no results, no open document."""
+        return Browser(self.backend, k=self.k, page_lines=self.page_lines, width=self.width)
 
     def _open_schema(self) -> dict | None:
         """After a search, `open` takes one of its results (by id or number): the call grammar
