@@ -11,7 +11,6 @@ token loop runs in a worker thread; one model serves one answer at a time).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import threading
@@ -21,6 +20,7 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 from tooltoken.tools import ConfigError, Tool
 
 from ._backend import Backend, LlamaBackend
+from ._bridge import aiter_in_thread
 from ._events import Event, Final
 from ._families import Family, detect_format
 from ._llama_turns import LlamaTurns
@@ -189,30 +189,12 @@ class Agent:
         assert isinstance(final, Final)
         return final
 
-    async def astream(self, question: str | list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[Event]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        cancel = threading.Event()
-        done = object()
-
-        def work() -> None:
-            try:
-                for event in self.stream(question, cancel=cancel, **kwargs):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-            except BaseException as exc:  # re-raised in the caller's task
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
-
-        worker = loop.run_in_executor(None, work)
-        try:
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancel.set()
-            await worker
+    async def astream(self, question: str | list[dict[str, Any]], *, cancel: threading.Event | None = None,
+                      **kwargs: Any) -> AsyncIterator[Event]:
+        """`stream` in a worker thread; leaving the loop early (or setting `cancel`) stops the answer."""
+        cancel = cancel or threading.Event()
+        async for event in aiter_in_thread(lambda: self.stream(question, cancel=cancel, **kwargs), cancel):
+            yield event
 
     async def arun(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterator
+from typing import Any, Generator
 
 from tooltoken.tools import Tool
 

@@ -58,7 +58,9 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tooltoken.tools import ConfigError, Tool
 
-from .server import StopFilter, agent_messages, aiter_in_thread, extra
+from tooltoken._bridge import aiter_in_thread
+
+from .server import StopFilter, agent_messages, extra
 
 __all__ = ["ChatTooltoken", "TooltokenRetriever", "from_langchain_tool", "to_langchain_tool", "to_langchain_tools"]
 

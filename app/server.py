@@ -48,12 +48,13 @@ import threading
 import time
 import uuid
 from dataclasses import asdict
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
-from tooltoken.tools import ConfigError
+from tooltoken._bridge import aiter_in_thread
+from tooltoken._errors import ConfigError
 
 
-__all__ = ["RateLimiter", "RequestError", "StopFilter", "agent_messages", "aiter_in_thread", "create_app", "extra",
+__all__ = ["RateLimiter", "RequestError", "StopFilter", "agent_messages", "create_app", "extra",
            "finish_reason", "serve"]
 
 _ROLES = ("system", "user", "assistant", "tool")
@@ -380,44 +381,6 @@ def _error_type(status: int) -> str:
 def _usage(final: Any) -> dict[str, int]:
     return {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
             "total_tokens": final.usage.prompt_tokens + final.usage.completion_tokens}
-
-
-async def aiter_in_thread(make: Callable[[], Iterator[Any]], cancel: threading.Event) -> AsyncIterator[Any]:
-    """Run the iterator `make()` in a thread of its own and yield its items here. Leaving early
-    (a client gone, a consumer that stopped) sets `cancel`.
-
-    One thread for the whole iteration, because the agent holds its lock (an RLock, owned by a
-    thread) from the first event to the last. Agent.astream does the same, but makes its own
-    cancel event; a stop sequence needs to set ours."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    done = object()
-
-    def put(item: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop closed before the iteration ended: nobody is listening
-            cancel.set()
-
-    def work() -> None:
-        try:
-            for item in make():
-                put(item)
-        except BaseException as exc:  # re-raised in the consumer's task
-            put(exc)
-        finally:
-            put(done)
-
-    threading.Thread(target=work, name="tooltoken-answer", daemon=True).start()
-    try:
-        while (item := await queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        cancel.set()
 
 
 async def _events(agent: Any, messages: list[dict], options: dict[str, Any], stops: list[str]) -> AsyncIterator[Any]:
