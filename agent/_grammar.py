@@ -222,6 +222,8 @@ def _fit(schema: dict[str, Any], budget: int) -> dict[str, Any]:
             return {**schema, key: [_fit(alt, budget) for alt in schema[key]]}
     if _longest(schema) <= budget:
         return schema
+    if _scale(schema, 0.0) == schema:  # no string or array bound to cut (an enum of sentences)
+        return _trim_enums(schema, budget)
     # One factor for all bounds first; then, the others held, strings alone and arrays alone
     # take what is left (an array of numbers cut to no items leaves room a string can use).
     both = _largest(lambda f: _scale(schema, f, f), 0.0, budget)
@@ -280,12 +282,17 @@ def _trim_enums(schema: dict[str, Any], budget: int) -> dict[str, Any]:
                 collect(v)
 
     collect(schema)
-    while _longest(schema) > budget:
-        options = [(len(json.dumps(v)), i, j) for i, e in enumerate(enums) if len(e) > 1 for j, v in enumerate(e)]
-        if not options:
+    while (excess := _longest(schema) - budget) > 0:
+        lengths = [[len(json.dumps(v)) for v in e] for e in enums]
+        open_ = [i for i, e in enumerate(enums) if len(e) > 1]
+        if not open_:
             break
-        _, i, j = max(options)
-        del enums[i][j]
+        i = max(open_, key=lambda k: max(lengths[k]))  # the enum with the longest option
+        room = max(max(lengths[i]) - excess, min(lengths[i]))  # what that option may be to fit
+        keep = [v for v, n in zip(enums[i], lengths[i]) if n <= room] or [enums[i][lengths[i].index(min(lengths[i]))]]
+        if len(keep) == len(enums[i]):  # nothing longer than room here: drop its longest alone
+            keep = [v for j, v in enumerate(enums[i]) if j != lengths[i].index(max(lengths[i]))]
+        enums[i][:] = keep
     return schema
 
 
