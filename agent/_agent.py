@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 from tooltoken.tools import ConfigError, Tool
@@ -73,13 +73,13 @@ class Agent:
         system: str | None = None,
         format: str | None = None,
         n_ctx: int = 4096,
-        seed: int = 0,
-        temperature: float = 0.0,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        repeat_penalty: float = 1.0,
-        call_greedy: bool = True,
+        seed: int = Sampling.seed,
+        temperature: float = Sampling.temperature,
+        top_k: int = Sampling.top_k,
+        top_p: float = Sampling.top_p,
+        min_p: float = Sampling.min_p,
+        repeat_penalty: float = Sampling.repeat_penalty,
+        call_greedy: bool = Sampling.call_greedy,
         draft: str | None = None,
         inline_tools: Sequence[Tool] = (),
         **options: Any,
@@ -95,7 +95,7 @@ class Agent:
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                             repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         if isinstance(model, (str, os.PathLike)) or model is None:
-            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, **asdict(sampling))
+            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, sampling=sampling)
         else:
             self.backend = model
         names = [t.name for t in tools]

@@ -62,16 +62,17 @@ class LlamaBackend:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        seed: int = 0,
-        temperature: float = 0.0,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        repeat_penalty: float = 1.0,
-        call_greedy: bool = True,
+        seed: int = Sampling.seed,
+        temperature: float = Sampling.temperature,
+        top_k: int = Sampling.top_k,
+        top_p: float = Sampling.top_p,
+        min_p: float = Sampling.min_p,
+        repeat_penalty: float = Sampling.repeat_penalty,
+        call_greedy: bool = Sampling.call_greedy,
         draft: Any = None,
         batch_invariant: bool | None = None,
         llama_kwargs: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
     ) -> None:
         """`draft`: None, "prompt-lookup" (drafts copied from the context: answers quote their
         tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`.
@@ -83,9 +84,10 @@ class LlamaBackend:
         under a second configuration with them, so a test that holds on only one llama.cpp kernel
         path fails there): `TOOLTOKEN_THREADS=n` sets `n_threads` (default: all CPUs), and
         `TOOLTOKEN_BATCH_INVARIANT=1` or `0` sets `batch_invariant`.
-        The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them)."""
-        self.sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                                 repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
+        The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them), or
+        pass one `sampling` object instead."""
+        self.sampling = sampling or Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                             repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -120,7 +122,7 @@ class LlamaBackend:
                 model_path=self.path,
                 n_ctx=n_ctx,
                 n_threads=n_threads or max(1, os.cpu_count() or 1),
-                seed=_llama_seed(seed),
+                seed=_llama_seed(self.sampling.seed),
                 verbose=False,
                 draft_model=drafter,
                 **options,

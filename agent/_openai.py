@@ -49,7 +49,7 @@ from typing import Any
 
 from tooltoken.tools import ConfigError
 
-from ._sampling import RANDOM_SEED, check_sampling
+from ._sampling import RANDOM_SEED, Sampling, check_sampling
 
 __all__ = ["OpenAIBackend"]
 
@@ -93,13 +93,13 @@ class OpenAIBackend:
         max_retries: int = 2,
         extra_body: dict[str, Any] | None = None,
         *,
-        temperature: float | None = 0.0,
+        temperature: float | None = Sampling.temperature,
         top_p: float | None = None,
         top_k: int | None = None,
         min_p: float | None = None,
         repeat_penalty: float | None = None,
         seed: int | None = None,
-        call_greedy: bool = True,
+        call_greedy: bool = Sampling.call_greedy,
     ) -> None:
         """`timeout`: seconds per connection or read; `extra_body`: extra request fields (they win
         over tooltoken's); `temperature`: greedy by default. A sampling field left None (or a seed

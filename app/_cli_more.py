@@ -37,14 +37,15 @@ def _settings(config: Optional[Path], **flags: Any) -> Any:
     return load_settings(flags, config)
 
 
-def _agent(s: Any) -> Any:
+def make_agent(s: Any, model: Optional[str] = None) -> Any:
+    """The Agent of the settings `s` (chat, ask, run and serve build it here, the same way)."""
     from tooltoken import Agent
 
     from tooltoken._models import resolve_model
 
-    path = resolve_model(s.model)  # a wrong name fails here, before tools load
+    path = resolve_model(model or s.model)  # a wrong name fails here, before tools load
     with err.status("loading model..."):
-        return Agent(model=str(path), tools=s.build_tools(), **s.agent_kwargs())
+        return Agent(model=path, tools=s.build_tools(), **s.agent_kwargs())
 
 
 def run(
@@ -71,7 +72,7 @@ def run(
     s = _settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                   concurrency=concurrency, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                   repeat_penalty=repeat_penalty, seed=seed, draft=draft)
-    agent = _agent(s)
+    agent = make_agent(s)
     columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
@@ -128,7 +129,7 @@ def serve(
                   rate_limit=rate_limit, max_queue=max_queue, served_model_name=served_model_name,
                   temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
                   seed=seed, draft=draft)
-    agent = _agent(s)
+    agent = make_agent(s)
     key = s.api_key.get_secret_value() if s.api_key is not None else None
     app = create_app(agent, served_model_name=s.served_model_name, api_key=key, max_body_bytes=s.max_body_bytes,
                      max_tokens_cap=s.max_tokens_cap, rate_limit=s.rate_limit, max_queue=s.max_queue)

@@ -37,7 +37,9 @@ from pydantic_settings import (
 
 from tooltoken.tools import BUILTIN_TOOLS, ConfigError
 
+from tooltoken._options import Options as _O
 from tooltoken._sampling import MAX_SEED
+from tooltoken._sampling import Sampling as _S
 
 __all__ = ["Settings", "config_path", "load_settings"]
 
@@ -56,24 +58,24 @@ class Settings(BaseSettings):
     # the model and the answer (Agent(...) and Options)
     model: str | None = Field(None, description="model pack name or .gguf path (None: the default pack)")
     n_ctx: int = Field(4096, ge=256, description="context window in tokens")
-    # sampling (see tooltoken.Sampling; defaults as llama.cpp's, except greedy)
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy, deterministic")
-    top_k: int = Field(40, ge=0, description="sample from the k most likely tokens (0: no cut)")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="sample from the top tokens up to this mass (1: no cut)")
-    min_p: float = Field(0.05, ge=0.0, le=1.0, description="drop tokens below min_p x the top probability (0: no cut)")
-    repeat_penalty: float = Field(1.0, gt=0.0, description="penalty on recently seen tokens (1: none)")
-    seed: int = Field(0, ge=-1, le=MAX_SEED, description="sampling seed (-1: random)")
-    call_greedy: bool = Field(True, description="write tool calls greedily whatever the temperature")
+    # sampling and the answer's limits: the defaults are Sampling's and Options' own (one set of defaults)
+    temperature: float = Field(_S.temperature, ge=0.0, le=2.0, description="0 = greedy, deterministic")
+    top_k: int = Field(_S.top_k, ge=0, description="sample from the k most likely tokens (0: no cut)")
+    top_p: float = Field(_S.top_p, gt=0.0, le=1.0, description="sample from the top tokens up to this mass (1: no cut)")
+    min_p: float = Field(_S.min_p, ge=0.0, le=1.0, description="drop tokens below min_p x the top probability (0: no cut)")
+    repeat_penalty: float = Field(_S.repeat_penalty, gt=0.0, description="penalty on recently seen tokens (1: none)")
+    seed: int = Field(_S.seed, ge=-1, le=MAX_SEED, description="sampling seed (-1: random)")
+    call_greedy: bool = Field(_S.call_greedy, description="write tool calls greedily whatever the temperature")
     draft: str | None = Field(None, min_length=1, description="speculative decoding: prompt-lookup, or a small draft "
                               ".gguf / model pack with the same vocabulary (None: off)")
     system: str | None = Field(None, description="system prompt (None: the built-in one)")
-    tools: Annotated[list[str], NoDecode] = Field(["calculator", "browser"],
+    tools: Annotated[list[str], NoDecode] = Field(list(BUILTIN_TOOLS),
                                                   description="built-in tools: " + ", ".join(BUILTIN_TOOLS))
-    tool_choice: str = Field("auto", description="auto, required, none or a tool name")
-    max_tokens: int = Field(512, ge=1, description="answer tokens per reply")
-    max_tool_calls: int = Field(8, ge=0, description="tool calls per answer")
-    tool_timeout: float = Field(30.0, gt=0, description="seconds per tool call")
-    max_time_s: float | None = Field(None, gt=0, description="wall-clock budget per answer (None: none)")
+    tool_choice: str = Field(_O.tool_choice, description="auto, required, none or a tool name")
+    max_tokens: int = Field(_O.max_tokens, ge=1, description="answer tokens per reply")
+    max_tool_calls: int = Field(_O.max_tool_calls, ge=0, description="tool calls per answer")
+    tool_timeout: float = Field(_O.tool_timeout, gt=0, description="seconds per tool call")
+    max_time_s: float | None = Field(_O.max_time_s, gt=0, description="wall-clock budget per answer (None: none)")
     # chat
     history_file: Path | None = Field(None, description="chat input history (None: in the user data dir)")
     # batch (`tooltoken run`)

@@ -278,22 +278,13 @@ if typer is not None:
     MaxTokensOpt = typer.Option(None, "--max-tokens", help="Answer tokens per reply.")
     PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
     # --config and the sampling flags, shared with run and serve
+    from ._cli_more import make_agent
     from ._cli_more import ConfigOpt, DraftOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
 
     def settings(config: Optional[Path], **flags: Any):
         from tooltoken.app._settings import load_settings
 
         return load_settings(flags, config)
-
-    def make_agent(s: Any, model: Optional[str] = None):
-        from tooltoken import Agent
-
-        from tooltoken._models import resolve_model
-
-        path = resolve_model(model or s.model)  # a wrong name fails here, before tools load
-        with err.status("loading model..."):
-            tools = s.build_tools()
-            return Agent(model=str(path), tools=tools, **s.agent_kwargs())
 
     def _stopped(message: str) -> None:
         err.print(f"[yellow]{message}[/yellow]")

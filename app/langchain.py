@@ -59,6 +59,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from tooltoken.tools import ConfigError, Tool
 
 from tooltoken._bridge import aiter_in_thread
+from tooltoken._sampling import Sampling
 
 from .server import StopFilter, agent_messages, extra
 
@@ -162,15 +163,15 @@ class ChatTooltoken(BaseChatModel):
     tools: list[Any] = Field(default_factory=list, exclude=True)
     """tooltoken tools the agent runs itself, mid-answer."""
     system: str | None = None
-    temperature: float = 0.0
+    temperature: float = Sampling.temperature
     """Sampling (see `tooltoken.Sampling`): temperature 0 is greedy; tool calls and structured
     output are written greedily at any temperature unless `call_greedy=False`. These configure the
     model loaded from `model`; an `agent` given samples as it was made."""
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    call_greedy: bool = True
+    top_k: int = Sampling.top_k
+    top_p: float = Sampling.top_p
+    min_p: float = Sampling.min_p
+    repeat_penalty: float = Sampling.repeat_penalty
+    call_greedy: bool = Sampling.call_greedy
     max_tokens: int | None = None
     stop: list[str] | None = None
     n_ctx: int = 4096

@@ -179,7 +179,7 @@ def test_agent_settings_reach_the_agent_and_the_rest_each_question(tmp_path, mon
                         tool_choice="none", **sampling)
     assert summary.answered == 1, summary.failures
     [(model, kw)] = loads
-    assert model == "some.gguf" and kw["n_ctx"] == 1024 and {k: kw[k] for k in sampling} == sampling
+    assert model == "some.gguf" and kw["n_ctx"] == 1024 and kw["sampling"] == Sampling(**sampling)
     [row] = read(tmp_path / "a.jsonl")
     assert row["answer"] == "Hello there, fr" and row["stop_reason"] == "length"  # 5 tokens of 3 characters
     with pytest.raises(ConfigError, match="top_k"):
