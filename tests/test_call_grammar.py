@@ -95,6 +95,8 @@ def test_refs_maps_any_patterns_and_type_lists_are_bounded():
     assert params["properties"]["anything"]["anyOf"][0] == {"type": "string", "maxLength": MAX_STRING}
     assert bound_schema(params) == params  # applying it again changes nothing
     assert longest(call_schema(k)) < 10**6  # finite: everything is bounded
+    pair = bound_schema({"type": "array", "items": [{"type": "integer"}, {"type": "string"}]})  # an old-style tuple
+    assert pair["prefixItems"][1]["maxLength"] == MAX_STRING and "items" not in pair
     both = bound_schema({"type": ["string", "null"], "maxLength": 5})["anyOf"]
     assert [alt["type"] for alt in both] == ["string", "null"] and both[0]["maxLength"] == 5
 

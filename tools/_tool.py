@@ -285,6 +285,8 @@ def _bound(node: Any, defs: dict[str, Any], s: int, n: int, refs: tuple[str, ...
         return node
     if kind == "array" or (kind is None and ("items" in node or "prefixItems" in node)):
         node["type"] = "array"
+        if isinstance(node.get("items"), list):  # a tuple in the older spelling
+            node["prefixItems"] = node.pop("items")
         if isinstance(node.get("prefixItems"), list):  # a tuple: a fixed number of items
             node["prefixItems"] = [_bound(x, defs, s, n, refs) for x in node["prefixItems"]]
             node.pop("items", None)
