@@ -96,10 +96,11 @@ class Family:
     pythonic: ClassVar[bool] = False  # calls may be a Python-style list `[f(a=1)]`
     pythonic_close: ClassVar[str] = ""  # what ends such a list's turn
     bare_calls: ClassVar[bool] = False  # a call may start with a name, not `{` (`brave_search.call(...)`)
+    result_tag: ClassVar[str] = RESULT_OPEN.strip()  # how the system prompt names tool results to the model
 
     def __init__(self, template: str = "", bos: str = "", eos: str = "") -> None:
         self.eos = eos
-        if self.uses_turn_markers:
+        if self.uses_turn_markers and template:  # no template: message text only (result_text)
             m = turn_markers(template, bos, eos)
             self.assistant_to_user, self.user_to_assistant = m.assistant_to_user, m.user_to_assistant
         else:

@@ -315,7 +315,7 @@ class ChatTooltoken(BaseChatModel):
             options["max_time_s"] = self.timeout
         if self.max_call_tokens is not None:
             options["max_call_tokens"] = self.max_call_tokens
-        msgs = agent_messages(convert_to_openai_messages(messages), agent.fmt.call_open, agent.fmt.call_close)
+        msgs = agent_messages(convert_to_openai_messages(messages), agent.fmt)
         return agent, msgs, options, set(names), model or self.model_name, StopFilter(stop or self.stop)
 
     def _chunks(self, agent: Any, msgs: list[dict], options: dict[str, Any], bound: set[str], name: str,

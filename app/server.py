@@ -52,6 +52,7 @@ from typing import Any, AsyncIterator, Callable
 
 from tooltoken._bridge import aiter_in_thread
 from tooltoken._errors import ConfigError
+from tooltoken._families import Call, Family
 
 
 __all__ = ["RateLimiter", "RequestError", "StopFilter", "agent_messages", "create_app", "extra",
@@ -68,13 +69,15 @@ class RequestError(Exception):
 
 
 # -- pure helpers (also used by the LangChain adapter) ------------------------------------------
-def agent_messages(messages: Any, call_open: str = "<tool_call>\n", call_close: str = "\n</tool_call>") -> list[dict]:
+def agent_messages(messages: Any, family: Family | None = None) -> list[dict]:
     """OpenAI chat messages -> the agent's [{'role', 'content'}] list.
 
-    An assistant turn's `tool_calls` are written after its text in the call form the controller
-    uses; a `tool` turn becomes a user turn holding `<tool_response>`, as the controller writes
+    An assistant turn's `tool_calls` are written after its text in the family's canonical call
+    form; a `tool` turn becomes a user turn holding the family's result text, as the loop writes
     results, so a conversation replayed from a client reads like one the agent had itself.
+    `family`: the agent's (`Agent.fmt`); None: the Hermes family.
     """
+    family = family or Family()
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "'messages' must be a non-empty list", param="messages")
     out: list[dict] = []
@@ -94,13 +97,14 @@ def agent_messages(messages: Any, call_open: str = "<tool_call>\n", call_close: 
                     args = json.loads(args) if isinstance(args, str) else args
                 except ValueError:
                     pass
-                call_json = json.dumps({"name": fn.get("name", ""), "arguments": args}, ensure_ascii=False)
-                text += ("\n" if text else "") + call_open + call_json + call_close
+                body = "".join(p.text for p in family.canonical([Call(fn.get("name", ""), args)], [str(call.get("id"))]))
+                text += ("\n" if text else "") + family.call_open + body + family.call_close
             out.append({"role": "assistant", "content": text})
         elif role == "tool":
             results += 1
             name = m.get("name") or names.get(str(m.get("tool_call_id"))) or "tool"
-            out.append({"role": "user", "content": f"<tool_response>\n[{results}] {name}\n{text}\n</tool_response>"})
+            item = (f"[{results}] {name}", text, str(m.get("tool_call_id") or ""))
+            out.append({"role": "user", "content": family.result_text([item])})
         else:
             out.append({"role": role, "content": text})
     return out
@@ -303,7 +307,7 @@ def create_app(
                                param="tools")
         if body.get("n", 1) != 1:
             raise RequestError(400, "only n=1 is supported", param="n")
-        messages = agent_messages(body.get("messages"), agent.fmt.call_open, agent.fmt.call_close)
+        messages = agent_messages(body.get("messages"), agent.fmt)
         options: dict[str, Any] = {}
         requested = body.get("max_completion_tokens", body.get("max_tokens"))
         if requested is not None:
