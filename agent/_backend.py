@@ -31,6 +31,9 @@ class GenerateStats:
 
 
 class Backend(Protocol):
+    """A model at the token level, one context (KV cache) of its own: what `LlamaTurns` drives.
+    (A model behind an OpenAI-compatible server is `OpenAIBackend`, driven by `OpenAITurns`.)"""
+
     name: str
     n_ctx: int
     chat_template: str
@@ -45,12 +48,18 @@ class Backend(Protocol):
     def is_eog(self, token: int) -> bool: ...
 
     def generate(
-        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False
-    ) -> Iterator[int]: ...
+        self, tokens: list[int], *, grammar: dict[str, Any] | None, stats: GenerateStats, call: bool = False,
+        ban: Sequence[int] = (),
+    ) -> Iterator[int]:
+        """Continue from `tokens` (reusing the evaluated prefix), one sampled token at a time.
+        `grammar`: the JSON schema the text must fit; `call`: a call's body (sampled as
+        `Sampling.for_call` says); `ban`: tokens never sampled (a declined call's opening)."""
+        ...
 
-    # Optional, for the call check (Options.call_check): `side_logits(tokens, candidates)`
-    # evaluates `tokens` on their own, returns the next-token logits of `candidates` and leaves
-    # the KV cache as it was; and `generate(..., ban=[ids])` never samples those tokens.
+    def side_logits(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        """Evaluate `tokens` on their own and return the next-token logits of `candidates`,
+        leaving the answer's KV cache as it was (the call check, Options.call_check)."""
+        ...
 
 
 class LlamaBackend:

@@ -85,8 +85,7 @@ class LlamaTurns:
         self._ban: list[int] = []  # tokens not to sample: the call's opening, after a call was declined
         self._mark = len(self.ctx)  # where the last call turn began
         self._started = False
-        has_side = callable(getattr(backend, "side_logits", None))
-        self.judge = partial(judge, backend) if has_side else None
+        self.judge = partial(judge, backend)  # the call check asks the model on the side
 
     # -- tokens --------------------------------------------------------------------------------
     def encode(self, pieces: list[Piece]) -> list[int]:
