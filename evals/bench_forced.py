@@ -32,7 +32,7 @@ import json
 import random
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 # Word problems with numbers drawn from the seed (greedy decoding makes a repeated question a
 # repeated call: every question is new), and lookups of as many subjects as are asked for.
@@ -72,14 +72,15 @@ def _readable(raw: str) -> bool:
 
 
 def bench_forced(model: Any = "smollm2-135m", n: int = 200, seed: int = 0, *, max_tokens: int = 16,
-                 docs: bool = False) -> dict[str, Any]:
+                 docs: bool = False, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Force at least `n` calls on `model` (a pack name, a GGUF path or a Backend) and count them.
 
     Returns {"model", "calls", "empty_named", "unreadable", "invalid", "missing", "valid",
     "tool_errors", "per_tool": {tool: the same counts}, "stop_reasons", "examples" (up to 10
     calls that were not valid, with what the model wrote), "seconds"}. `max_tokens` caps the answer
     text after the forced calls (the calls themselves have `max_call_tokens`); `docs` adds the
-    `retrieve` tool when a document index exists.
+    `retrieve` tool when a document index exists; `progress(calls_done, calls_planned)` is called
+    after each question.
     """
     from tooltoken import Agent
     from tooltoken.tools import ToolArgumentError, default_tools
@@ -137,6 +138,8 @@ def bench_forced(model: Any = "smollm2-135m", n: int = 200, seed: int = 0, *, ma
                 examples.append({"question": question, "forced": name, "marks": marks,
                                  "name": call.name if call else None, "raw": (call.raw if call else "")[:300],
                                  "stop": final.stop_reason, "message": final.message})
+        if progress is not None:
+            progress(total["calls"], calls)
     return {"model": getattr(agent.backend, "name", str(model)), "questions": len(plan), **dict(total),
             "per_tool": {k: dict(v) for k, v in per_tool.items()}, "stop_reasons": dict(stops),
             "examples": examples, "seconds": round(time.perf_counter() - start, 1)}
