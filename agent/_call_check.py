@@ -22,7 +22,8 @@ the function question's and the values question's plus VALUES_OFFSET (one thresh
 The question is a prompt of its own, rendered with the model's chat template (the request is
 untrusted text: never control tokens), evaluated by `Backend.side_logits`, which keeps the
 answer's KV cache. Asked in the answer's own context right after its call, the model judged its
-call right almost always; asked on its own, it separates them (figures at CHECK_QUESTION).
+call right almost always; asked on its own, it separates them (figures in docs/results.md,
+"How the call check was chosen").
 """
 
 from __future__ import annotations
@@ -36,35 +37,8 @@ from tooltoken.tools import Tool
 from ._families import Call
 from ._template import render
 
-# Chosen on BFCL items that no published run uses (held out), on Qwen2.5-Coder-1.5B:
-# - asked in the answer's own context: 0.38 to 1.56 for calls to an unrelated function, 1.44 to 1.89
-#   for right calls;
-# - on its own, system prompt "You check tool calls.": -0.12 to 0.62 (and one 2.10) for 7 unrelated
-#   calls, 1.15 to 2.42 for 14 right ones (threshold 0.9); on a second held-out set -0.23 to 1.46
-#   for 7 unrelated, 1.21 to 2.65 for 10 right;
-# - on that second set, told what yes and no mean ("Answer yes only if the function, as described,
-#   does what the request asks. If the request asks for something the function does not do, answer
-#   no."): -2.04 to 0.48 unrelated, 1.05 to 2.53 right. On the published items that took BFCL
-#   irrelevance from 0.70 to 0.90 but dropped 8 of the first 23 simple_python calls (0.20-0.87), all
-#   8 right, so it is not used. A two-example few-shot prompt did worse on the held-out set.
-# - the values question (2026-12-04; 30 held-out irrelevance items, 23 calls to a declared function,
-#   5 to invented ones; 46 right calls of 30 simple_python and 20 multiple held-out items): values
-#   log-odds -0.38 to 0.90 for the unrelated calls, 0.20 to 1.42 for the right ones, where the
-#   function question alone gives -0.31 to 2.14 and 0.89 to 2.48. Declining below 0.9 on the function
-#   question or below 0.35 on the values one made no call on 28 of 30 irrelevance items (function
-#   question alone: 21 of 30) and kept 44 of 46 right calls (alone: 45 of 46). Asking the function
-#   question with the call shown did not separate better (unrelated 0.17 to 1.75, right 1.13 to 2.30).
-# - the second wordings (2026-12-04, stop 15), chosen on a held-out set built from 40 simple_python
-#   items no run had used: each question with its own function and the 3 functions of other items
-#   most like it below MiniLM similarity 0.5 ('multiple'-like: 33 right calls), and alone with the
-#   first of those ('irrelevance'-like: 25 calls, after leaving out 3 whose function could serve
-#   the request). The first wordings alone (threshold 0.9): 32 of 33 right
-#   calls kept, 23 of 25 unrelated declined, lowest right 0.90 against unrelated up to 0.98 (and one
-#   1.54). The mean of both wordings: lowest right 1.11, unrelated up to 1.06 (and one 1.60); at
-#   1.05, 33 of 33 kept and 23 of 25 declined (at 1.1, 24 of 25, but 0.01 below the lowest right
-#   call). The second wordings alone overlap more (lowest right 0.97, unrelated up to 1.08), and a
-#   relative question listing every declared function ("Answer with its number, or 0 if none") did
-#   not separate at all (right calls -2.32 to 0.47, unrelated -0.43 to 0.22).
+# How the wordings, the prompt and the thresholds were chosen, on held-out BFCL items, and what
+# did worse: docs/results.md, "How the call check was chosen".
 CHECK_SYSTEM = "You check tool calls."
 CHECK_QUESTION = "Does calling this function do what the request asks? Answer yes or no."
 CHECK_QUESTION_2 = "Is this tool the right one to carry out the request? Answer yes or no."

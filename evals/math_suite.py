@@ -13,21 +13,8 @@ tools, it is asked to write the calculation as a short program of named steps in
 block (Program-aided LMs, Gao et al. 2022); when the block closes, the calculator runs it
 (arithmetic only, exact: tools/_calc_program.py, never Python) and writes every step's value
 after it in a ```output block, and the model goes on (tools/_calc_inline.py). The calculator is
-not declared to the model; it works inline, as Toolformer's did. Measured on Qwen2.5-Coder-1.5B,
-held-out seed 1000, 8 items of each generator (2026-11-26): 14 of 16 with the program prompt
-and the calculator, 6 of 16 closed book. What did worse, on held-out seeds:
-- the closed-book prompt with the calculator finishing arithmetic written out inline
-  (`195 × 144 =`): 8 of 16 (seed 1000). Errors were in setting the problem up, which a calculator
-  cannot fix;
-- the calculator declared as a tool, with the framework's citation instructions: 7 of 16 against
-  9 of 16 closed book (seed 1; it wrote "Answer: [1]" and dropped minus signs); told to call it
-  first, it put the whole problem in one expression;
-- the program prompt asking also for a last `Answer:` line: 6 and 7 of 16 (two wordings, seed
-  1000). The model wrote its own guess inside the block (`# Answer: 16`) and kept it after the
-  calculator's output;
-- the output as bare `Output:` lines instead of a ```output block: 12 of 16; twice the model
-  repeated the last value until `max_tokens`.
-Seed 1 is not held out from seed 0: basic_arithmetic's item i of seed 1 is item i+1 of seed 0.
+not declared to the model; it works inline, as Toolformer's did. How this prompt was chosen, and
+what did worse, is in docs/results.md ("Math prompts tried").
 Scoring is exact numeric equality (metrics.numeric_match) of the reply's final number with the
 generator's answer. `--limit N` is per generator; `--category` picks one generator.
 
