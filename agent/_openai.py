@@ -82,7 +82,6 @@ class OpenAIBackend:
     add_bos = False
     n_ctx = 0  # unknown: the server enforces its own context window
     backoff = 0.5  # seconds before the first retry, doubled each retry (at most 8)
-    max_parallel_tools = 4
 
     def __init__(
         self,
