@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-__all__ = ["bench_app", "bench_controller", "bench_invariance", "bench_retrieval", "bench_search", "bench_speculative",
+__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_search", "bench_speculative",
            "register"]
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
@@ -70,6 +70,18 @@ def bench_speculative(
     from tooltoken.evals.bench_speculative import bench_speculative as run
 
     _print_bench(run(model, limit=limit, batch_invariant=batch_invariant), as_json)
+
+
+@bench_app.command("forced")
+def bench_forced(
+    model: Optional[str] = typer.Option("smollm2-135m", "--model", "-m"),
+    n: int = typer.Option(200, "--n", help="Forced calls to make, at least."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Calls forced by tool_choice across the built-in tools: how many came out empty-named or unreadable."""
+    from tooltoken.evals.bench_forced import bench_forced as run
+
+    _print_bench(run(model, n), as_json)
 
 
 @bench_app.command("retrieval")
