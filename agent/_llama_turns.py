@@ -276,8 +276,8 @@ class LlamaTurns:
         Under the grammar every string and list is bounded so that the longest call fits
         max_call_tokens: the grammar closes the call rather than the budget cutting it. A string
         that loops ends the call early; a forced call that did not close is written once more
-        with every bound halved, and if that fails too the answer ends with stop reason
-        "bad_call" (never a call without a name). A call the model chose to make that cannot be
+        with every bound halved and no loop stop, so the grammar closes it; if even that yields
+        no call, the answer ends with stop reason "bad_call" (never a call without a name). A call the model chose to make that cannot be
         read goes back to it as an error result, as any bad call does."""
         fam = self.fam
         open_tokens = [] if pythonic else self.b.tokenize(fam.call_open, special=True)
@@ -298,7 +298,8 @@ class LlamaTurns:
                 a.warnings.append(f"the call did not close ({text.strip()[:80]!r}...); it was written again "
                                   "with shorter bounds")
                 del self.ctx[body_start:]
-                text, value = self._generate_call(a, tighter(schema), body_start, pythonic)
+                # no loop stop this time: the halved bounds close the call, looping or not
+                text, value = self._generate_call(a, tighter(schema), body_start, pythonic, stop_loops=False)
             if value is None and forced:
                 raise Stop("bad_call", f"the model's call could not be completed under the grammar, even with "
                                        f"shorter bounds: {text.strip()[:200]!r}")
@@ -346,8 +347,10 @@ class LlamaTurns:
             del self.ctx[mark:]
         return found
 
-    def _generate_call(self, a: Answer, schema: dict | None, body_start: int, pythonic: bool) -> tuple[str, Any]:
-        """Sample the call body; return its text and its parsed JSON value (None if not JSON)."""
+    def _generate_call(self, a: Answer, schema: dict | None, body_start: int, pythonic: bool,
+                       stop_loops: bool = True) -> tuple[str, Any]:
+        """Sample the call body; return its text and its parsed JSON value (None if not JSON).
+        `stop_loops`: end early when a string of the call repeats itself."""
         text, decoder, value = "", codecs.getincrementaldecoder("utf-8")(errors="replace"), None
         if pythonic:  # the model is in the middle of writing it
             text, self._call_prefix = self._call_prefix, ""
@@ -371,7 +374,7 @@ class LlamaTurns:
                     value = first_json(stripped)
                     if value is not None:
                         break
-                elif schema is not None and stripped[-1:] != '"' and repeating(open_string(stripped) or ""):
+                elif stop_loops and schema is not None and stripped[-1:] != '"' and repeating(open_string(stripped) or ""):
                     break  # a string that writes itself again and again: the caller retries
                 if len(self.ctx) - body_start >= self.opt.max_call_tokens:
                     break

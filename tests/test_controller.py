@@ -410,3 +410,22 @@ def test_a_call_written_inside_a_tool_response_tag_is_a_call():
     agent, _ = agent_for([["Sure. ", *chunks("<tool_response>\nThe answer is 5.</tool_response>", 3)], ["never"]])
     final = check_stream(events_of(agent))
     assert final.answer == "Sure. " and not final.tool_calls and "began writing a tool result" in final.warnings[-1]
+
+
+def test_a_forced_call_that_loops_is_written_again_with_halved_bounds():
+    loop = '{"name": "calculator", "arguments": {"expression": "' + "1234 * 5678 = " * 6
+    agent, backend = agent_for([chunks(loop, 3), chunks(CALL, 4), ["It is 4 [1]."]])
+    final = check_stream(events_of(agent, tool_choice="calculator"))
+    assert [c.name for c in final.tool_calls] == ["calculator"] and final.tool_results[0].content == "4"
+    assert any("did not close" in w for w in final.warnings)
+    first, second = (g for _, g in backend.requests[:2])
+    bound = lambda g: g["properties"]["arguments"]["properties"]["expression"]["maxLength"]  # noqa: E731
+    assert bound(second) <= bound(first) // 2 + 1  # the retry's grammar: every bound halved
+
+
+def test_a_forced_call_that_never_closes_ends_as_bad_call_not_an_empty_call():
+    loop = '{"name": "calculator", "arguments": {"expression": "' + "1234 * 5678 = " * 6
+    agent, _ = agent_for([chunks(loop, 3), chunks(loop[:60], 3)])
+    final = check_stream(events_of(agent, tool_choice="calculator"))
+    assert final.stop_reason == "bad_call" and "could not be completed" in final.message
+    assert final.tool_calls == []  # never a call without a name
