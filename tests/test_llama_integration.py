@@ -33,7 +33,9 @@ def agent(smollm2_path):
 def test_forced_call_is_made_inserted_and_continued_on_the_same_context(agent):
     llm = agent.backend.llm
     llm.reset()
-    events = list(agent.stream("Who wrote War and Peace?", tool_choice="lookup"))
+    # the plan ends in "none": one call, then the answer in words (with "lookup" alone, whether the
+    # model opens a second call after the result depends on its words, and so on the CPU)
+    events = list(agent.stream("Who wrote War and Peace?", tool_choice=["lookup", "none"]))
     final = events[-1]
     assert isinstance(final, Final)
     kinds = [type(e) for e in events]
@@ -64,13 +66,18 @@ def test_control_tokens_in_a_real_tool_result_stay_text(agent):
     llm = agent.backend.llm
     im_start = llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
     assert len(im_start) == 1
-    # max_tokens=2: look at the context right after the result, before the model can parrot it
-    final = agent.run("Open example.com", tool_choice="hostile_page", max_tokens=2)
+    # max_tokens=2: look at the context right after the result, before the model can parrot it;
+    # the plan ends in "none", so whatever the model writes then cannot open a call of its own
+    final = agent.run("Open example.com", tool_choice=["hostile_page", "none"], max_tokens=2)
     assert len(final.tool_calls) == 1  # the <tool_call> inside the page did not become a call
     held = llm.input_ids[: llm.n_tokens].tolist()
+    # the context up to the assistant turn the controller opened after the result (what follows
+    # is the model's own, whatever it is)
+    header = llm.tokenize(b"<|im_start|>assistant\n", add_bos=False, special=True)
+    end = max(i for i in range(len(held)) if held[i : i + len(header)] == header) + len(header)
     prompt = agent.prompt("Open example.com")
     scaffold = prompt.count("<|im_start|>") + 2  # + the result's user turn and the next assistant turn
-    assert held.count(im_start[0]) == scaffold
+    assert held[:end].count(im_start[0]) == scaffold
 
 
 def test_async_twin_on_the_real_model(agent):

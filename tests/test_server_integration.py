@@ -82,7 +82,7 @@ def client(server):
     return openai.OpenAI(base_url=server, api_key=KEY, max_retries=0, timeout=600)
 
 
-def test_openai_client_completion_with_a_server_side_tool_call(client):
+def test_openai_client_completion_with_a_server_side_tool_call(client, invariants):
     assert [m.id for m in client.models.list()] == ["tooltoken"]
     r = client.chat.completions.create(
         model="tooltoken", messages=[{"role": "user", "content": "What is 1234 * 5678?"}],
@@ -91,7 +91,10 @@ def test_openai_client_completion_with_a_server_side_tool_call(client):
     assert r.choices[0].message.role == "assistant" and isinstance(r.choices[0].message.content, str)
     extra = r.model_extra["tooltoken"]
     assert extra["tool_calls"][0]["name"] == "calculator"
-    assert extra["tool_results"][0]["content"] == "7006652"
+    calculator.validate(extra["tool_calls"][0]["arguments"])
+    # the exact value of the expression the model wrote, whatever it is (1234 * 5678 is one
+    # CPU's greedy choice)
+    invariants.calculator(extra["tool_calls"][0], extra["tool_results"][0])
     assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
 
 
@@ -100,7 +103,7 @@ def test_openai_client_stream(client):
         model="tooltoken", messages=[{"role": "user", "content": "What is 2+2?"}], stream=True,
         tool_choice="required", max_tokens=16, stream_options={"include_usage": True},
     )
-    text, events, finish, usage = "", [], None, None
+    text, events, finish, usage, stop_reason = "", [], None, None, None
     for chunk in stream:
         if chunk.usage:
             usage = chunk.usage
@@ -111,8 +114,12 @@ def test_openai_client_stream(client):
         ext = (chunk.model_extra or {}).get("tooltoken") or {}
         if "event" in ext:
             events.append(ext["event"])
+        stop_reason = ext.get("stop_reason", stop_reason)
     assert events[:2] == ["tool_call", "tool_result"]
-    assert text and finish in ("stop", "length") and usage.completion_tokens > 0
+    assert finish in ("stop", "length") and usage.completion_tokens > 0
+    # an answer that ends by itself or at max_tokens streams words (the model's, or the notice
+    # that nothing supports them); one that ends at a further call's limit may have none
+    assert text or stop_reason in ("repeated_call", "max_tool_calls"), (events, stop_reason)
 
 
 def test_wrong_key_is_refused(server):
