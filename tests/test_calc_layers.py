@@ -17,7 +17,7 @@ TOOLS = Path(__file__).resolve().parent.parent / "tools"
 PACKAGE = "tooltoken.tools"
 
 # Bottom first: each module may import only modules listed before it.
-CALC_LAYERS = ["_calc_format", "_calc_arith", "_calc_eval", "_calc_program", "_calc_inline", "calculator"]
+CALC_LAYERS = ["_calc_format", "_calc_arith", "_calc_time", "_calc_eval", "_calc_program", "_calc_inline", "calculator"]
 
 
 def import_graph(folder: Path) -> dict[str, set[str]]:

@@ -5,6 +5,8 @@ The oracle is Python's own `fractions.Fraction` arithmetic on the same expressio
 
 from __future__ import annotations
 
+import json
+
 import builtins
 import importlib
 import math
@@ -14,6 +16,7 @@ import subprocess
 from fractions import Fraction
 
 import pytest
+import regex
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tooltoken.tools import ToolArgumentError, ToolError
@@ -129,7 +132,7 @@ def test_exact_and_float_types() -> None:
         ("log(8, 1)", "log() needs a positive number"),
         ("(-8) ** (1/3)", "fractional power"),
         ("exp(1000)", "too large"),
-        ("5!", "factorial is not supported"),
+        ("5!", "write factorial(5) for 5!"),
         ("1 of 2", "'of' is only understood after a percentage"),
         ("2 < 3", "unexpected character '<'"),
         ("１２３", "unexpected character"),  # full-width digits are not ASCII digits
@@ -450,7 +453,10 @@ def test_tool_declaration() -> None:
     schema = calculator.schema()["function"]
     assert schema["parameters"]["required"] == ["expression"]
     assert schema["parameters"]["additionalProperties"] is False
-    assert "17% of 2400" in schema["description"]
+    assert "p% of x" in schema["description"]
+    # no example values a model could copy into a call that has nothing to do with them
+    declared = json.dumps(calculator.schema())
+    assert not regex.search(r"\d+\s*[-+*/%^]\s*\d+|\d+% of \d+", declared), declared
     assert schema["parameters"]["properties"]["expression"]["type"] == "string"
 
 

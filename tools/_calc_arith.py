@@ -163,6 +163,91 @@ def _transcendental(f: Callable[[float], float]) -> Callable[[Number], float]:
     return lambda x: f(_float(x))
 
 
+def _whole(name: str, *xs: Number) -> list[int]:
+    """The arguments as ints, or a CalculatorError naming the function."""
+    out = []
+    for x in xs:
+        if not (isinstance(x, Fraction) and x.denominator == 1):
+            raise CalculatorError(f"{name}() takes whole numbers")
+        out.append(x.numerator)
+    return out
+
+
+def _natural(name: str, *xs: Number) -> list[int]:
+    out = _whole(name, *xs)
+    if any(n < 0 for n in out):
+        raise CalculatorError(f"{name}() takes whole numbers that are not negative")
+    return out
+
+
+def _digits_of_ratio(top: int, *bottom: int) -> float:
+    """log10 of top! / (b1! b2! ...), from lgamma: the size of a result before it is computed."""
+    ln = math.lgamma(top + 1) - sum(math.lgamma(b + 1) for b in bottom)
+    return ln / math.log(10)
+
+
+def _sized(name: str, digits: float) -> None:
+    if digits > MAX_DIGITS:
+        raise CalculatorError(f"{name}(): the result would have more than {MAX_DIGITS:,} digits")
+
+
+def _factorial(x: Number) -> Number:
+    (n,) = _natural("factorial", x)
+    _sized("factorial", _digits_of_ratio(n))
+    return Fraction(math.factorial(n))
+
+
+def _comb(n_: Number, k_: Number) -> Number:
+    n, k = _natural("comb", n_, k_)
+    if k > n:
+        return Fraction(0)
+    _sized("comb", _digits_of_ratio(n, k, n - k))
+    return Fraction(math.comb(n, k))
+
+
+def _perm(n_: Number, k_: Number | None = None) -> Number:
+    n, k = _natural("perm", n_, n_ if k_ is None else k_)
+    if k > n:
+        return Fraction(0)
+    _sized("perm", _digits_of_ratio(n, n - k))
+    return Fraction(math.perm(n, k))
+
+
+def _gcd(*xs: Number) -> Number:
+    return Fraction(math.gcd(*_whole("gcd", *xs)))
+
+
+def _lcm(*xs: Number) -> Number:
+    value = 1
+    for n in _whole("lcm", *xs):  # one at a time: a result past the digit limit stops it early
+        value = checked(Fraction(math.lcm(value, n))).numerator
+    return Fraction(value)
+
+
+def _sum(*xs: Number) -> Number:
+    total: Number = Fraction(0)
+    for x in xs:
+        total = checked(total + x)
+    return total
+
+
+def _mean(*xs: Number) -> Number:
+    return checked(_sum(*xs) / len(xs))
+
+
+def _mod(a: Number, b: Number) -> Number:
+    return binary(ast.Mod, a, b)
+
+
+def _intdiv(a: Number, b: Number) -> Number:
+    return binary(ast.FloorDiv, a, b)
+
+
+def _percent(part: Number, whole: Number) -> Number:
+    """What percent `part` is of `whole`: percent(30, 120) = 25."""
+    return checked(binary(ast.Div, part, whole) * 100)
+
+
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
 # name -> (function, fewest arguments, most arguments); 99 stands for "any number"
@@ -182,4 +267,15 @@ FUNCTIONS: dict[str, tuple[Callable[..., Number], int, int]] = {
     "floor": (_to_int(math.floor), 1, 1),
     "int": (_to_int(math.trunc), 1, 1),
     "ceil": (_to_int(math.ceil), 1, 1),
+    "sum": (_sum, 1, 99),
+    "mean": (_mean, 1, 99),
+    "average": (_mean, 1, 99),
+    "mod": (_mod, 2, 2),
+    "intdiv": (_intdiv, 2, 2),
+    "gcd": (_gcd, 1, 99),
+    "lcm": (_lcm, 1, 99),
+    "comb": (_comb, 2, 2),
+    "perm": (_perm, 1, 2),
+    "factorial": (_factorial, 1, 1),
+    "percent": (_percent, 2, 2),
 }

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from ._calc_arith import CONSTANTS, FUNCTIONS, MAX_DIGITS, SAFE_BITS, CalculatorError, Number, binary, bits, checked
+from ._calc_time import Kind, clock_minutes, duration_minutes, kind_of
 
-__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_WORK", "evaluate", "evaluate_step"]
+__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_WORK", "evaluate", "evaluate_step", "evaluate_typed"]
 
 MAX_CHARS = 1000
 MAX_DEPTH = 200
@@ -35,6 +36,9 @@ MAX_WORK = 6.0
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
+      | (?P<clock>[0-9]{1,2}:[0-5][0-9](?:\s*[aApP]\.?[mM]\b\.?)?)
+      | (?P<duration>(?:[0-9]+(?:\.[0-9]+)?\s*(?:hours?|hrs?|h)\b(?:\s*[0-9]+(?:\.[0-9]+)?\s*(?:minutes?|mins?|m)\b)?
+                    |[0-9]+(?:\.[0-9]+)?\s*(?:minutes?|mins?)\b))
       | (?P<number>(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9]+)?)
       | (?P<name>[A-Za-z][A-Za-z0-9_]*)
       | (?P<op>\*\*|//|[-+*/%^(),×·÷−])""",
@@ -55,12 +59,19 @@ def evaluate(expression: str, variables: Mapping[str, Number] | None = None, *, 
 def evaluate_step(expression: str, variables: Mapping[str, Number] | None, work: list[float] | None) -> Number:
     """`evaluate`, drawing on a shared work budget: `work` holds the units already spent (a
     program's earlier steps) and is updated, so a program costs no more than one expression."""
+    return evaluate_typed(expression, variables, work)[0]
+
+
+def evaluate_typed(expression: str, variables: Mapping[str, Number] | None = None, work: list[float] | None = None,
+                   kinds: Mapping[str, Kind] | None = None) -> tuple[Number, Kind]:
+    """`evaluate_step`, and what the value is: a clock time, a duration (both in minutes) or a
+    plain number (None). `kinds` gives the kind of each variable (a program's earlier steps)."""
     if not isinstance(expression, str):
         raise CalculatorError("the expression must be a string")
     if len(expression) > MAX_CHARS:
         raise CalculatorError(f"expression too long ({len(expression)} characters; the limit is {MAX_CHARS})")
     variables = variables or {}
-    source, numbers = _rewrite(expression, variables)
+    source, numbers, literal_kinds = _rewrite(expression, variables)
     if not source.strip():
         raise CalculatorError("empty expression")
     tree = _parse(source, expression)
@@ -70,7 +81,8 @@ def evaluate_step(expression: str, variables: Mapping[str, Number] | None, work:
         work[0] = evaluator.work
     if isinstance(value, float) and not math.isfinite(value):
         raise CalculatorError("the result is not a finite number")
-    return value
+    kind = kind_of(tree.body, {**(kinds or {}), **{f"_n{i}": k for i, k in enumerate(literal_kinds) if k}})
+    return value, kind
 
 
 def _parse(source: str, expression: str) -> ast.Expression:
@@ -85,17 +97,21 @@ def _parse(source: str, expression: str) -> ast.Expression:
         raise CalculatorError(f"expression is nested too deeply (the limit is {MAX_DEPTH} levels)") from None
 
 
-def _rewrite(expression: str, variables: Mapping[str, Number]) -> tuple[str, list[Fraction]]:
+def _rewrite(expression: str, variables: Mapping[str, Number]) -> tuple[str, list[Fraction], list[Kind]]:
     """Tokenize against the allowlist; return Python-syntax source with numbers as `_nI`
-    placeholders (their exact values in the list) and postfix percents as `[_pct]`."""
+    placeholders (their exact values, and their kinds, in the lists) and postfix percents as
+    `[_pct]`. Clock times and durations are numbers of minutes of kind "clock" or "duration"."""
     tokens = _tokens(expression, variables)
     out: list[str] = []
     numbers: list[Fraction] = []
+    kinds: list[Kind] = []
     for i, (kind, text) in enumerate(tokens):
         prev = tokens[i - 1] if i else ("", "")
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ("end", "")
-        if kind == "number":
-            numbers.append(_literal(text))
+        if kind in ("number", "clock", "duration"):
+            numbers.append(_literal(text) if kind == "number" else clock_minutes(text) if kind == "clock"
+                           else duration_minutes(text))
+            kinds.append(None if kind == "number" else kind)  # type: ignore[arg-type]
             out.append(f"_n{len(numbers) - 1}")
         elif text == "%" and _is_percent(prev, nxt):
             out.append(f"[{_PCT}]")
@@ -105,7 +121,7 @@ def _rewrite(expression: str, variables: Mapping[str, Number]) -> tuple[str, lis
             out.append("*")
         else:
             out.append(text)
-    return " ".join(out), numbers
+    return " ".join(out), numbers, kinds
 
 
 def _tokens(expression: str, variables: Mapping[str, Number]) -> list[tuple[str, str]]:
@@ -117,7 +133,7 @@ def _tokens(expression: str, variables: Mapping[str, Number]) -> list[tuple[str,
         m = _TOKEN.match(expression, pos)
         if m is None:
             ch = expression[pos]
-            hint = " (factorial is not supported)" if ch == "!" else ""
+            hint = " (write factorial(5) for 5!)" if ch == "!" else ""
             raise CalculatorError(f"unexpected character {ch!r} at position {pos + 1}{hint}")
         pos = m.end()
         kind = m.lastgroup
@@ -131,7 +147,7 @@ def _tokens(expression: str, variables: Mapping[str, Number]) -> list[tuple[str,
 
 
 def _is_percent(prev: tuple[str, str], nxt: tuple[str, str]) -> bool:
-    after_operand = prev[0] in ("number", "name") or prev == ("op", ")") or prev == ("op", "%")
+    after_operand = prev[0] in ("number", "name", "duration") or prev == ("op", ")") or prev == ("op", "%")
     before_end = nxt[0] == "end" or nxt[1] in (")", ",", "of") or (nxt[0] == "op" and nxt[1] in _BINARY_OPS)
     return after_operand and before_end
 

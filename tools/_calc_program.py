@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import NamedTuple
 
 from ._calc_arith import CONSTANTS, FUNCTIONS, CalculatorError
-from ._calc_eval import evaluate_step
+from ._calc_eval import evaluate_typed
 from ._calc_format import format_number
+from ._calc_time import Kind, format_kind
 
-__all__ = ["MAX_CHARS", "MAX_STEPS", "format_program", "is_program", "run_program"]
+__all__ = ["MAX_CHARS", "MAX_STEPS", "Step", "format_program", "is_program", "run_program"]
 
 MAX_CHARS = 4000
 MAX_STEPS = 60
@@ -38,7 +40,14 @@ _PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
 
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
 _FSTRING = re.compile(r"""\s*f(["'])[^"'{}\\]*\{([^{}:!"']+)\}[^"'{}\\]*\1\s*""")
-Step = tuple[str | None, Fraction | float]
+
+
+class Step(NamedTuple):
+    """One step's name (None for a bare expression), value, and kind (a clock time, a duration)."""
+
+    name: str | None
+    value: Fraction | float
+    kind: Kind = None
 
 
 def is_program(text: str) -> bool:
@@ -56,6 +65,7 @@ def run_program(text: str) -> list[Step]:
     if len(statements) > MAX_STEPS:
         raise CalculatorError(f"too many steps ({len(statements)}; the limit is {MAX_STEPS})")
     variables: dict[str, Fraction | float] = {}
+    kinds: dict[str, Kind] = {}
     steps: list[Step] = []
     work = [0.0]
     for number, statement in enumerate(statements, 1):
@@ -67,18 +77,19 @@ def run_program(text: str) -> list[Step]:
         elif m := _PRINT.fullmatch(statement):
             expression = _printed(m.group(1))
         try:
-            value = evaluate_step(expression, variables, work)
+            value, kind = evaluate_typed(expression, variables, work, kinds)
         except CalculatorError as exc:
             raise CalculatorError(f"line {number} ({_short(statement)}): {exc}") from None
         if name is not None:
-            variables[name] = value
-        steps.append((name, value))
+            variables[name], kinds[name] = value, kind
+        steps.append(Step(name, value, kind))
     return steps
 
 
 def format_program(steps: list[Step]) -> str:
     """One line per step: `name = value`, or the value alone for a bare expression."""
-    return "\n".join(format_number(v) if name is None else f"{name} = {format_number(v)}" for name, v in steps)
+    shown = [(name, format_kind(v, kind, format_number(v))) for name, v, kind in steps]
+    return "\n".join(text if name is None else f"{name} = {text}" for name, text in shown)
 
 
 def _statements(text: str) -> list[str]:

@@ -143,7 +143,7 @@ class Browser:
         def search(query: Annotated[str, Field(max_length=_MAX_QUERY)]) -> ToolOutput:
             """Search the knowledge base. Returns numbered results with ids, titles and snippets.
 
-            query: a few keywords, e.g. "War and Peace author"
+            query: a few keywords that name what the question asks about
             """
             return self.search(query)
 

@@ -24,14 +24,18 @@ Notation, decided here:
   reads as 10% minus 3; write `10 % (-3)` for the remainder.
 - Commas only separate function arguments: `1,234` is refused (no thousands separators).
 - Functions: sqrt, log (natural, or `log(x, base)`), log2, log10, exp, sin, cos, tan (radians),
-  abs, round, min, max, floor, ceil; constants pi and e.
+  abs, round, min, max, floor, ceil, int; for word problems sum, mean (or average), mod, intdiv,
+  gcd, lcm, comb, perm, a bounded factorial, and percent(part, whole); constants pi and e.
+- Clock times and durations (tools/_calc_time.py): `9:03 + 2h 35m` = 11:38, `11:38 - 9:03` =
+  2 h 35 min; values are minutes, and the result is written as the kind it is.
 
 Exactness: + − × ÷ // % and integer powers stay `Fraction`s; sqrt of a perfect square, abs,
-round, floor, ceil, min and max stay exact too. Everything transcendental (and a fractional
+round, floor, ceil, min, max and every word-problem function stay exact too. Everything transcendental (and a fractional
 power) is a float, and so is anything computed from one.
 
 Bounds, checked before the work is done so that a refusal is immediate: 1,000 characters of
-input, 200 levels of nesting, and no integer (numerator or denominator) past 10,000 digits;
+input, 200 levels of nesting, and no integer (numerator or denominator) past 10,000 digits
+(factorial, comb and perm estimate their result's size from lgamma before computing it);
 a power's size is estimated from bit lengths before it is computed (`9**9**9`, `2**(2**64)`),
 and operations on very large numbers draw on a small work budget (about six operations on two
 10,000-digit fractions), so no expression runs for more than a few tens of milliseconds.
@@ -44,6 +48,7 @@ The layers, each importing only those below it (tests/test_calc_layers.py checks
 circle):
 - tools/_calc_format.py: how a value is written (exact, with a decimal beside a fraction);
 - tools/_calc_arith.py: CalculatorError, exact bounded operators, the functions and constants;
+- tools/_calc_time.py: clock times and durations (their kinds, and how each is written);
 - tools/_calc_eval.py: one expression's text to a value (tokenizer allowlist, AST walker,
   input bounds and the work budget);
 - tools/_calc_program.py: several named steps (`days = 6 * 2 * 12`), one budget for them all;
@@ -57,8 +62,9 @@ from __future__ import annotations
 # The bounds, Number and ToolError are not used here: they stay importable from this module,
 # where callers have always found them (`from tooltoken.tools.calculator import MAX_CHARS`).
 from ._calc_arith import MAX_DIGITS, CalculatorError, Number  # noqa: F401
-from ._calc_eval import MAX_CHARS, MAX_DEPTH, MAX_WORK, evaluate  # noqa: F401
+from ._calc_eval import MAX_CHARS, MAX_DEPTH, MAX_WORK, evaluate, evaluate_typed  # noqa: F401
 from ._calc_format import format_number
+from ._calc_time import format_kind
 from ._calc_inline import inline_arithmetic
 from ._calc_program import format_program, is_program, run_program
 from ._errors import ToolError  # noqa: F401
@@ -70,24 +76,28 @@ __all__ = ["CalculatorError", "calculate", "calculator", "evaluate"]
 def calculate(expression: str) -> str:
     """Evaluate an arithmetic expression exactly and return the result as text.
 
-    expression: arithmetic such as "1234 * 5678", "(3 + 4) / 7^2", "17% of 2400" or "sqrt(2)"; or a few lines of named steps, such as "days = 6 * 2 * 12" then "pay = 195 * days"
+    expression: one arithmetic expression, or several lines of named steps ("name = expression"; later lines use earlier names)
     """
     if not isinstance(expression, str):
         raise CalculatorError("the expression must be a string")
     if is_program(expression):
         return format_program(run_program(expression))
-    return format_number(evaluate(expression))
+    value, kind = evaluate_typed(expression)
+    return format_kind(value, kind, format_number(value))
 
 
+# The description names the notation, never example numbers: a small model copies examples
+# into calls that have nothing to do with them (a factual question answered by "17% of 2400").
 calculator = tool(
     calculate,
     name="calculator",
     description=(
-        "Exact calculator. Give one arithmetic expression; get the exact result (fractions are "
-        "also shown as decimals). Supports + - * / // % ** (or ^), parentheses, percentages "
-        "('17% of 2400', '2400 * 17%'), sqrt, log, exp, sin, cos, tan, abs, round, min, max, "
-        "floor, ceil, int, pi and e. Several steps may be given one per line as 'name = expression'; "
-        "later lines use earlier names. Use it for any arithmetic instead of computing in your head."
+        "Exact calculator for arithmetic with the numbers of the question. Operators + - * / "
+        "// % ** (or ^) and parentheses; percentages as 'p% of x'; functions sqrt, log, exp, "
+        "sin, cos, tan, abs, round, floor, ceil, min, max, sum, mean, mod, gcd, lcm, comb, perm, "
+        "factorial, percent(part, whole); constants pi and e; clock times H:MM (or with am/pm) "
+        "and durations like Nh Mm or N min. Several steps may be given one per line as "
+        "'name = expression'. Not for questions without numbers to compute."
     ),
 )
 calculator.inline = inline_arithmetic  # arithmetic written out in the answer is finished exactly
