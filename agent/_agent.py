@@ -29,6 +29,8 @@ from ._openai import OpenAIBackend
 from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
+from ._policy import POLICIES, Path, choose
+from ._router import Router, RuleRouter
 from ._sampling import Sampling
 from ._template import Piece, render
 
@@ -82,6 +84,7 @@ class Agent:
         call_greedy: bool = Sampling.call_greedy,
         draft: str | None = None,
         inline_tools: Sequence[Tool] = (),
+        router: Router | None = None,
         **options: Any,
     ) -> None:
         """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
@@ -89,6 +92,7 @@ class Agent:
         calculator finishing `195 × 144 =`), not declared to the model; a tool in `tools` with an
         inline trigger is used both ways. Inline use needs the token stream: in-process backends
         only (an OpenAIBackend's server writes the text itself).
+        `router`: decides each question's path (agent/_policy.py); the default is `RuleRouter`.
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
@@ -109,6 +113,7 @@ class Agent:
         if len(self.inline_tools) != len(inline_tools):
             raise ConfigError("inline_tools must be Tools with an inline trigger (Tool.inline)")
         self.system = system
+        self.router: Router = router or RuleRouter()
         self.options = _options(Options(), options)
         self.fmt: Family = detect_format(
             self.backend.chat_template, self.backend.bos_text, self.backend.eos_text, override=format
@@ -116,12 +121,26 @@ class Agent:
         self._lock = getattr(self.backend, "lock", None) or threading.RLock()
 
     # -- prompt ------------------------------------------------------------------------------
-    def messages(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> list[dict]:
+    def path(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = (),
+             options: Options | None = None) -> Path:
+        """The answer's path under the policy (agent/_policy.py): routed on the latest user turn."""
+        options = options or self.options
+        if options.tool_choice == "none":
+            return Path(None, [], [])
+        routed = options.policy == "routed" and options.tool_choice == "auto"
+        route = self.router(_latest(self._turns(question, history)[1])) if routed else None
+        return choose(route, self.tools, self.inline_tools, token_level=not isinstance(self.backend, OpenAIBackend))
+
+    def messages(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = (),
+                 path: Path | None = None) -> list[dict]:
         own, msgs = self._turns(question, history)
+        path = path or self.path(question, history)
         system = own if own is not None else DEFAULT_SYSTEM
-        tools_on = self.tools and self.options.tool_choice != "none"
-        if tools_on:
-            system += TOOL_HINT.format(result_tag=self.fmt.result_tag) + self.fmt.system_text(self.tools)
+        if path.tools:
+            system += TOOL_HINT.format(result_tag=self.fmt.result_tag) if path.hint else ""
+            system += (path.system or "") + self.fmt.system_text(path.tools)
+        elif path.system:
+            system += " " + path.system
         return [{"role": "system", "content": system}, *msgs]
 
     def _turns(self, question: str | list[dict[str, Any]],
@@ -138,21 +157,24 @@ class Agent:
             return msgs[0]["content"] or "", msgs[1:]
         return self.system, msgs
 
-    def render(self, messages: list[dict[str, Any]]) -> list[Piece]:
+    def render(self, messages: list[dict[str, Any]], tools: Sequence[Tool] | None = None) -> list[Piece]:
+        """`messages` as the model's chat template writes them; `tools`: those declared (the path's)."""
+        tools = list(self.tools if tools is None else tools)
         pieces = render(
             self.backend.chat_template,
             messages,
-            tools=[t.schema() for t in self.tools] if self.fmt.native_tools and self.tools else None,
+            tools=[t.schema() for t in tools] if self.fmt.native_tools and tools else None,
             bos_token=self.backend.bos_text,
             eos_token=self.backend.eos_text,
-            extra=self.fmt.render_kwargs(self.tools),
+            extra=self.fmt.render_kwargs(tools),
             trusted=frozenset({0}),  # the system turn is ours: tool declarations stay as written
         )
         return pieces
 
     def prompt(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> str:
         """The exact text the model would see before answering."""
-        return "".join(p.text for p in self.render(self.messages(question, history)))
+        path = self.path(question, history)
+        return "".join(p.text for p in self.render(self.messages(question, history, path), path.tools))
 
     # -- answering ---------------------------------------------------------------------------
     def stream(
@@ -168,19 +190,22 @@ class Agent:
         Each answer has its own tool state (a Browser's results and open page): two answers
         streamed at once from one Agent never see each other's browsing."""
         options = _options(self.options, overrides)
-        agent = _with(self, options) if (options.tool_choice == "none") != (self.options.tool_choice == "none") else self
+        path = self.path(question, history, options)
+        if path.route is not None and path.tool_choice != "auto":
+            options = replace(options, tool_choice=path.tool_choice)
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
-        messages = agent.messages(question, history)
-        tools = fresh_tools(self.tools)
+        messages = self.messages(question, history, path)
+        tools = fresh_tools(path.tools)
         said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
         if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
             turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
-            yield from Answer(turns, tools, options, cancel=cancel, **said).run()
+            yield from _routed(Answer(turns, tools, options, cancel=cancel, **said).run(), path)
             return
-        pieces = agent.render(messages)
+        pieces = self.render(messages, path.tools)
         with self._lock:
-            llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=self.inline_tools)
-            yield from Answer(llama, tools, options, cancel=cancel, judge=llama.judge, **said).run()
+            llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=path.inline, ban=path.ban,
+                               last_line=path.last_line)
+            yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, **said).run(), path)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None
@@ -209,11 +234,20 @@ def _options(base: Options, overrides: dict[str, Any]) -> Options:
     unknown = set(overrides) - valid
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)} (valid options: {', '.join(sorted(valid))})")
-    return replace(base, **overrides)
+    options = replace(base, **overrides)
+    if options.policy not in POLICIES:
+        raise ConfigError(f"unknown policy {options.policy!r} (valid policies: {', '.join(POLICIES)})")
+    return options
 
 
-def _with(agent: Agent, options: Options) -> Agent:
-    clone = object.__new__(Agent)
-    clone.__dict__.update(agent.__dict__)
-    clone.options = options
-    return clone
+def _routed(events: Iterator[Event], path: Path) -> Iterator[Event]:
+    """The events, with the path recorded on Final."""
+    for event in events:
+        if isinstance(event, Final):
+            event.route = path.route
+        yield event
+
+
+def _latest(messages: list[dict[str, Any]]) -> str:
+    """The latest user turn's text: what the router decides on."""
+    return next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")

@@ -94,6 +94,7 @@ class Final:
     message: str = ""  # why it stopped, in words, when that was not the model's choice
     warnings: list[str] = field(default_factory=list)  # things the controller refused or changed
     prompt: str | None = None  # the exact context text, when asked for
+    route: str | None = None  # the path the answer took (math, lookup, direct; None: not routed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

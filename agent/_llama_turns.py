@@ -15,7 +15,7 @@ import codecs
 import json
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generator, Iterator
+from typing import Any, Generator, Iterator, Sequence
 
 from tooltoken.tools import Tool
 
@@ -67,7 +67,12 @@ class LlamaTurns:
     """One answer's context on a token-level backend (`LlamaBackend`, or a scripted one in tests)."""
 
     def __init__(self, backend: Backend, family: Family, tools: list[Tool], options: Options,
-                 prompt: list[Piece], inline: list[Tool] | None = None) -> None:
+                 prompt: list[Piece], inline: list[Tool] | None = None, ban: Sequence[str] = (),
+                 last_line: bool = False) -> None:
+        """`ban`: tokens of text the answer may not write (each text that is one token is never sampled in free
+        text; the math path bans LaTeX, so the answer's last sentence is plain). `last_line`: once
+        an inline program's output is written, the answer ends with the line after it (the math
+        path's one sentence that states the answer), instead of starting the work again."""
         self.b, self.fam, self.opt = backend, family, options
         self.tools = {t.name: t for t in tools}
         self.trigger = trigger_pattern(list(self.tools), family.extra_triggers, family.pythonic)
@@ -83,6 +88,11 @@ class LlamaTurns:
         self._call_prefix = ""  # call text already sampled when a pythonic call was caught
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._ban: list[int] = []  # tokens not to sample: the call's opening, after a call was declined
+        self._last_line = last_line
+        self._after: str | None = None  # the text after a program's output, when last_line
+        # after the output, no new code block: the model states the answer instead of starting over
+        self._fences = _single_tokens(backend, ("```", " ```", "``", " ``", "``\n", " ```\n", "``,", " ``("))
+        self._always = _single_tokens(backend, ban)
         self._mark = len(self.ctx)  # where the last call turn began
         self._started = False
         self.judge = partial(judge, backend)  # the call check asks the model on the side
@@ -159,7 +169,8 @@ class LlamaTurns:
         span = _Span(start=len(self.ctx))
         watch = Watch(self.trigger, a.in_a_result)
         self._check_limits(a)
-        more = {"ban": self._ban} if self._ban else {}
+        banned = self._ban + self._always + (self._fences if self._after is not None else [])
+        more = {"ban": banned} if banned else {}
         gen = self.b.generate(list(self.ctx), grammar=None, stats=self.stats, **more)
         hit, inline = None, None
         try:
@@ -175,6 +186,10 @@ class LlamaTurns:
                 yield from a.emit(shown)
                 if hit is not None:
                     break
+                if self._after is not None:
+                    self._after += piece
+                    if _stated(self._after):
+                        break  # the line that states the answer is written: the answer ends there
                 inline = self._inline_hit(a, watch, piece)
                 if inline is not None:
                     yield from a.emit(watch.flush())
@@ -236,6 +251,8 @@ class LlamaTurns:
         self.ctx += tokens
         self.usage.inserted_tokens += len(tokens)
         yield ToolResult(call.id, tool.name, text.strip(), 0)
+        if self._last_line and text.lstrip().startswith("```output") and "error:" not in text:
+            self._after = ""
         yield from a.emit(text)
 
     # -- the call turn -------------------------------------------------------------------------
@@ -392,3 +409,17 @@ class LlamaTurns:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
+
+
+def _stated(after: str) -> bool:
+    """Does the text after a program's output hold a finished line that states a number (not a
+    line that ends in `:` and introduces one)?"""
+    lines = after.lstrip().split("\n")[:-1]
+    return any(any(ch.isdigit() for ch in line) and not line.rstrip().endswith(":") for line in lines)
+
+
+def _single_tokens(backend: Backend, texts: Sequence[str]) -> list[int]:
+    """The tokens of those `texts` that are one token each (a text of several tokens is not
+    banned by its first: that could be a newline)."""
+    ids = (backend.tokenize(t, special=False) for t in texts)
+    return sorted({t[0] for t in ids if len(t) == 1})

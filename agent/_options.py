@@ -40,3 +40,7 @@ class Options:
     # leave out of a call the optional string values that no user turn or tool result states, so
     # the function's default applies (_unstated.py); a warning names each value left out
     drop_unstated: bool = False
+    # the answer policy (agent/_policy.py): "routed" sends each question down the math, lookup or
+    # direct path; "plain" declares every tool and lets the model decide. A tool_choice other
+    # than "auto" is the caller's own plan, and is answered plainly.
+    policy: str = "routed"

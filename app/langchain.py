@@ -288,6 +288,8 @@ class ChatTooltoken(BaseChatModel):
                 kw.update(n_ctx=self.n_ctx, **self._sampling())
             elif self.system is None:
                 kw["system"] = self.agent.system
+            if self.agent is not None:  # the given agent's options and router hold here too
+                kw.update(vars(self.agent.options), router=self.agent.router, inline_tools=self.agent.inline_tools)
             agent = Agent(model=base, tools=[*own, *self.tools, *stand_ins], **kw)
             self._agents[key] = agent
             return agent

@@ -67,7 +67,7 @@ class FakeAgent:
 @pytest.mark.unit
 def test_answers_with_citations_and_passthrough_fields(tmp_path):
     q = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "What is 2+2?", "topic": "math"}])
-    agent = Agent(ScriptedBackend([["<tool_call>"], chunks(CALL), chunks("It is 4 [1].")]), tools=[calculator])
+    agent = Agent(ScriptedBackend([["<tool_call>"], chunks(CALL), chunks("It is 4 [1].")]), tools=[calculator], policy="plain")
     summary = run_batch(q, tmp_path / "a.jsonl", agent=agent)
     assert (summary.total, summary.answered, summary.failed, summary.skipped) == (1, 1, 0, 0)
     [row] = read(tmp_path / "a.jsonl")

@@ -24,6 +24,7 @@ def calculator(expression: str) -> str:
 
 def agent_for(scripts, tools=(calculator,), **kw):
     kw.setdefault("unsupported_notice", None)  # tested on its own below
+    kw.setdefault("policy", "plain")  # the loop's mechanics; the routed paths: tests/test_policy.py
     backend = ScriptedBackend(scripts, n_ctx=kw.pop("n_ctx", 8192))
     return Agent(backend, tools=list(tools), **kw), backend
 

@@ -61,38 +61,63 @@ def test_bfcl_irrelevance_passes_without_a_call_and_fails_with_one(monkeypatch):
     assert not record["correct"] and record["error_type"] == "irrelevance:called"
 
 
-def test_math_item_has_its_program_run_by_the_calculator_and_matches_exactly(monkeypatch):
-    # the model writes the calculation as a program; the calculator runs it when the block closes
+QUESTION = "Ann knits 9 shawls of 2 skeins each and 4 hats of 2 skeins each. How many skeins does she use?"
+
+
+def only_calculator(monkeypatch):
+    """The suite builds the default tools, as chat does; here only the calculator of them."""
+    import tooltoken.tools
+    from tooltoken.tools.calculator import calculator
+
+    monkeypatch.setattr(tooltoken.tools, "default_tools", lambda *a, **k: [calculator])
+
+
+def test_math_item_takes_the_default_policy_s_math_path(monkeypatch):
+    # the router sends the word problem down the math path: the model writes a program, the
+    # calculator runs it when the block closes, and the answer ends with the line after its output
+    only_calculator(monkeypatch)
     program = ["```python\n", "shawls = 9 * 2\n", "answer = shawls + 4 * 2\n", "``", "`\n"]
-    scripts = [program, ["She needs ", "26", " skeins."]]
+    scripts = [program, ["She needs ", "26", " skeins.\n", "More text."]]
     backend = use_script(monkeypatch, math_suite, scripts)
     suite = math_suite.MathSuite(EvalConfig("math"))
-    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "26"})
+    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": QUESTION, "gold": "26"})
     assert record["answer"] == ("```python\nshawls = 9 * 2\nanswer = shawls + 4 * 2\n```\n"
-                                "```output\nshawls = 18\nanswer = 26\n```\nShe needs 26 skeins.")
-    assert record["correct"] and record["predicted"] == "26"
+                                "```output\nshawls = 18\nanswer = 26\n```\nShe needs 26 skeins.\n")
+    assert record["correct"] and record["predicted"] == "26" and record["route"] == "math"
     assert record["inline_expressions"] == ["shawls = 9 * 2\nanswer = shawls + 4 * 2"] and record["tool_calls"] == []
-    assert suite.metrics([record]) == {"answered": 1.0, "used_calculator": 1.0, "inline_calls_per_item": 1.0}
-    # the calculator is not declared: the prompt asks for a program, and the system prompt says so
+    assert suite.metrics([record])["used_calculator"] == 1.0
+    # the policy's prompt, not one of the eval's own; no tool is declared on the math path
+    from tooltoken._policy import MATH_SYSTEM
+
     prompt = backend.detokenize(backend.requests[0][0]).decode()
-    assert math_suite.SYSTEM_TOOLS in prompt and '"name": "calculator"' not in prompt
+    assert MATH_SYSTEM in prompt and '"name": "calculator"' not in prompt
+    assert suite.describe()["policy"].startswith("routed")
 
 
-def test_math_inline_arithmetic_is_finished_too(monkeypatch):
-    scripts = [["12", " *", " 2", " ="], [".\nAnswer:", " 24"]]
-    use_script(monkeypatch, math_suite, scripts)
+def test_math_clock_answers_are_matched_as_clock_times(monkeypatch):
+    only_calculator(monkeypatch)
+    program = ["```python\n", "arrive = 9:03 + 2h 35m\n", "``", "`\n"]
+    use_script(monkeypatch, math_suite, [program, ["It arrives at 11:38 am.\n"]])
     record = math_suite.MathSuite(EvalConfig("math")).run_item(
-        {"id": "x", "category": "basic_arithmetic", "question": "12 * 2?", "gold": "24"})
-    assert record["answer"] == "12 * 2 = 24.\nAnswer: 24" and record["inline_expressions"] == ["12 * 2"]
+        {"id": "x", "category": "written_dev", "question": "A train leaves at 9:03 and takes 2h 35m. When does it arrive?",
+         "gold": "11:38"})
+    assert record["correct"] and record["predicted"] == "11:38"
+    assert "arrive = 11:38" in record["answer"]
 
 
 def test_math_closed_book_declares_no_tool(monkeypatch):
     backend = use_script(monkeypatch, math_suite, [["12 * 2 = 24, so 24 + 34 + 12 = 69.\nAnswer: 69"]])
-    record = math_suite.MathSuite(EvalConfig("math", tools=False)).run_item(
-        {"id": "x", "category": "gsm_symbolic", "question": "How many?", "gold": "70"})
+    suite = math_suite.MathSuite(EvalConfig("math", tools=False))
+    record = suite.run_item({"id": "x", "category": "gsm_symbolic", "question": QUESTION, "gold": "70"})
     assert not record["correct"] and record["predicted"] == "69" and record["tool_calls"] == []
     prompt = backend.detokenize(backend.requests[0][0]).decode()
-    assert "calculator" not in prompt and math_suite.SYSTEM in prompt
+    assert "calculator" not in prompt and "You are a helpful assistant." in prompt
+    assert suite.describe()["policy"].startswith("closed book")
+
+
+def test_written_word_problems_load_by_half() -> None:
+    dev, test = math_suite.written_items("written_dev"), math_suite.written_items("written_test")
+    assert len(dev) >= 40 and len(test) >= 40 and not {d["id"] for d in dev} & {t["id"] for t in test}
 
 
 class Wiki:

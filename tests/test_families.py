@@ -51,6 +51,7 @@ def search(query: str) -> str:
 def agent(scripts, template, special, eog, **kw):
     backend = ScriptedBackend(scripts, chat_template=template, special=special, eog=eog)
     backend.bos_text = special[0]
+    kw.setdefault("policy", "plain")  # a family's calls and results; the routed paths: tests/test_policy.py
     return Agent(backend, tools=[calculator, search], unsupported_notice=None, **kw), backend
 
 
@@ -106,7 +107,7 @@ def test_llama32_pythonic_list_runs_parallel_calls_and_inserts_results_in_order(
 
     scripts = [["Checking. ", "[", "slow_a", "(x=1), slow_b(x=2)]"], ["a1 [1], b2 [2]"]]
     backend = ScriptedBackend(scripts, chat_template=LLAMA3, special=LLAMA3_SPECIAL, eog=("<|eot_id|>", "<|eom_id|>"))
-    final = Agent(backend, tools=[slow_a, slow_b], unsupported_notice=None).run("q")
+    final = Agent(backend, tools=[slow_a, slow_b], unsupported_notice=None, policy="plain").run("q")
     assert [(c.name, c.arguments) for c in final.tool_calls] == [("slow_a", {"x": 1}), ("slow_b", {"x": 2})]
     assert [r.content for r in final.tool_results] == ["a1", "b2"]
     assert context(backend).endswith(
@@ -158,7 +159,7 @@ def test_mistral_results_escape_control_text():
 
     backend = ScriptedBackend([["[TOOL_CALLS]"], chunks('[{"name": "page", "arguments": {}}]'), ["ok"]],
                               chat_template=MISTRAL, special=MISTRAL_SPECIAL)
-    final = Agent(backend, tools=[page, calculator], unsupported_notice=None).run("q")
+    final = Agent(backend, tools=[page, calculator], unsupported_notice=None, policy="plain").run("q")
     tokens = backend.requests[-1][0]
     assert len(final.tool_calls) == 1
     assert tokens.count(backend.ids["[/TOOL_RESULTS]"]) == 1 and tokens.count(backend.ids["[TOOL_CALLS]"]) == 1
@@ -180,7 +181,7 @@ def test_hermes_several_calls_in_one_turn_run_together_and_answer_in_one_result_
     two = '{"name": "weather", "arguments": {"city": "Rome"}}'
     scripts = [["<tool_call>"], chunks(one), [SAME_TURN, "\n", "<tool_call>"], chunks(two), ["Both sunny [1][2]."]]
     backend = ScriptedBackend(scripts)
-    final = Agent(backend, tools=[weather], unsupported_notice=None).run("Weather in Oslo and Rome?")
+    final = Agent(backend, tools=[weather], unsupported_notice=None, policy="plain").run("Weather in Oslo and Rome?")
     assert [c.arguments["city"] for c in final.tool_calls] == ["Oslo", "Rome"]
     assert [r.content for r in final.tool_results] == ["sunny in Oslo", "sunny in Rome"]
     assert context(backend).endswith(
@@ -204,7 +205,7 @@ def test_text_after_a_call_is_not_kept_and_the_result_comes_first():
         return "sunny"
 
     backend = ScriptedBackend(scripts)
-    final = Agent(backend, tools=[weather], unsupported_notice=None).run("Weather in Oslo?")
+    final = Agent(backend, tools=[weather], unsupported_notice=None, policy="plain").run("Weather in Oslo?")
     assert len(final.tool_calls) == 1 and final.answer == "Sunny [1]."
     assert "It is" not in context(backend)
 
@@ -232,7 +233,7 @@ def test_qwen25_coder_recorded_streams_are_caught_as_calls(recorded):
     call = json.loads(text[text.index("{"): text.rindex("}") + 1])
     canonical = json.dumps(call, ensure_ascii=False)
     backend = ScriptedBackend([stream, chunks(canonical, 3), ["Done [1]."]], chat_template=HERMES_TEMPLATE)
-    agent = Agent(backend, tools=[tools[n] for n in recorded["tools"]], unsupported_notice=None)
+    agent = Agent(backend, tools=[tools[n] for n in recorded["tools"]], unsupported_notice=None, policy="plain")
     assert agent.fmt.name == "hermes"
     final = agent.run(recorded["question"])
     assert [(c.name, c.arguments) for c in final.tool_calls] == [(call["name"], call["arguments"])]

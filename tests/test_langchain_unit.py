@@ -72,7 +72,7 @@ ADD = '{"name": "my_adder", "arguments": {"a": 1, "b": 2}}'
 
 def chat_on(scripts, **kw):
     backend = ScriptedBackend(scripts)
-    return ChatTooltoken(agent=Agent(backend, tools=kw.pop("tools", [])), **kw), backend
+    return ChatTooltoken(agent=Agent(backend, tools=kw.pop("tools", []), policy="plain"), **kw), backend
 
 
 def test_bound_tool_call_comes_back_and_stops_the_answer():

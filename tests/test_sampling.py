@@ -191,7 +191,7 @@ def test_llama_backend_passes_the_settings_and_samples_calls_greedily():
 @pytest.mark.unit
 def test_the_controller_marks_a_call_body_without_a_grammar():
     backend = ScriptedBackend([["Let me check. ", "<tool_call>", "\n"], chunks(CALL, 4), ["It is 4 [1]."]])
-    final = Agent(backend, tools=[calculator], grammar=False, unsupported_notice=None).run("What is 2+2?")
+    final = Agent(backend, tools=[calculator], grammar=False, unsupported_notice=None, policy="plain").run("What is 2+2?")
     assert final.tool_calls[0].arguments == {"expression": "2+2"}
     assert backend.call_flags[:2] == [False, True]  # the answer's text, then the call's body
 

@@ -31,7 +31,7 @@ def calculator(expression: str) -> str:
 
 
 def client(scripts, **kw):
-    agent = Agent(ScriptedBackend(scripts), tools=[calculator])
+    agent = Agent(ScriptedBackend(scripts), tools=[calculator], policy="plain")
     kw.setdefault("rate_limit", 0)
     return TestClient(create_app(agent, **kw)), agent
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-__all__ = ["format_decimal", "format_number"]
+__all__ = ["format_decimal", "format_number", "format_value"]
 
 SHOWN_DIGITS = 120
 DECIMALS = 12
@@ -32,6 +32,13 @@ def format_number(value: Fraction | float) -> str:
     if value.denominator == 1:
         return _integer(value.numerator)
     return f"{_integer(value.numerator)}/{_integer(value.denominator)} = {format_decimal(value)}"
+
+
+def format_value(value: Fraction | float) -> str:
+    """A value as the next words of an answer: integers whole, anything else as a decimal."""
+    if isinstance(value, Fraction) and value.denominator != 1:
+        return format_decimal(value)
+    return format_number(value)
 
 
 def _integer(n: int) -> str:

@@ -45,11 +45,11 @@ from fractions import Fraction
 from typing import Any
 
 from ._calc_eval import evaluate
-from ._calc_format import format_decimal, format_number
+from ._calc_format import format_value
 from ._calc_program import format_program, run_program
 from ._errors import ToolError
 
-__all__ = ["MAX_TAIL", "inline_arithmetic"]
+__all__ = ["MAX_TAIL", "inline_arithmetic", "inline_worked"]
 
 _ENDS_IN_EQUALS = re.compile(r"(?<![<>!=:=])=[ ]?\Z")
 _LATEX = [
@@ -123,20 +123,32 @@ def _last_link(head: str) -> str:
     return _THOUSANDS.sub("", line)
 
 
-def _program(text: str) -> tuple[dict[str, Any], str] | None:
+def inline_worked(text: str) -> tuple[dict[str, Any], str] | None:
+    """`inline_arithmetic` for an answer that was asked to work as a program (the math path,
+    agent/_policy.py): a fenced program the calculator cannot run gets the calculator's error
+    in its output block, so the model can write it again, instead of silence."""
+    if text.rstrip(" \n").endswith("```"):  # one error shown per answer: a second is left to the model
+        return _program(text, errors=REWRITE not in text[-MAX_TAIL:])
+    return inline_arithmetic(text)
+
+
+REWRITE = "Write the program again: plain arithmetic and the calculator's functions only."
+
+
+def _program(text: str, errors: bool = False) -> tuple[dict[str, Any], str] | None:
     m = _FENCED.search(text[-MAX_TAIL:])
     if m is None or not _WORKS.search(m.group("body")):
         return None
     body = m.group("body").strip("\n")
     try:
-        steps = run_program(body)
-    except ToolError:
-        return None
-    output = f"```output\n{format_program(steps)}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
+        shown = format_program(run_program(body), exact=False)
+    except ToolError as exc:
+        if not errors:
+            return None
+        shown = f"error: {exc}\n{REWRITE}"
+    output = f"```output\n{shown}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
     return {"expression": body}, ("" if text.endswith("\n") else "\n") + output
 
 
 def _show(value: Fraction | float) -> str:
-    if isinstance(value, Fraction) and value.denominator != 1:
-        return format_decimal(value)
-    return format_number(value)
+    return format_value(value)

@@ -11,7 +11,8 @@ Each line (or `;`-separated statement) is `name = expression` or a bare expressi
 use the names earlier lines set. Every step's value is shown, so the model can quote any of them.
 The expressions are the calculator's own, evaluated the same exact, bounded way by the layer
 below (tools/_calc_eval.py): nothing here runs code either. Only what a coder model writes around
-arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels),
+arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels;
+a print of a formatted f-string only shows text, and is skipped, as is a name given a string),
 and blank lines. Not handled: anything else a program might hold (`def`, loops, strings,
 imports) is refused, as the evaluator refuses it, and built-in names (sqrt, pi, ...) cannot be
 assigned. Finding a program in the model's answer is the inline layer's job (tools/_calc_inline.py).
@@ -28,7 +29,7 @@ from typing import NamedTuple
 
 from ._calc_arith import CONSTANTS, FUNCTIONS, CalculatorError
 from ._calc_eval import evaluate_typed
-from ._calc_format import format_number
+from ._calc_format import format_number, format_value
 from ._calc_time import Kind, format_kind
 
 __all__ = ["MAX_CHARS", "MAX_STEPS", "Step", "format_program", "is_program", "run_program"]
@@ -39,6 +40,8 @@ _ASSIGN = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)(.*)", re.DOTALL)
 _PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
 
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
+_TEXT = re.compile(r"""\s*f?(["'])[^"'\\]*\1\s*""")
+_ANY_FSTRING = re.compile(r"""\s*f(["'])[^"'\\]*\1\s*""")  # formatted text: shown, not worked out
 _FSTRING = re.compile(r"""\s*f(["'])[^"'{}\\]*\{([^{}:!"']+)\}[^"'{}\\]*\1\s*""")
 
 
@@ -66,16 +69,22 @@ def run_program(text: str) -> list[Step]:
         raise CalculatorError(f"too many steps ({len(statements)}; the limit is {MAX_STEPS})")
     variables: dict[str, Fraction | float] = {}
     kinds: dict[str, Kind] = {}
+    texts: set[str] = set()  # names given a string: printing one shows text
     steps: list[Step] = []
     work = [0.0]
     for number, statement in enumerate(statements, 1):
         name, expression = None, statement
         if m := _ASSIGN.fullmatch(statement):
             name, expression = m.group(1), m.group(2)
+            if _TEXT.fullmatch(expression):  # a sentence for the reader (`answer = f"..."`): text, not arithmetic
+                texts.add(name)
+                continue
             if name in FUNCTIONS or name in CONSTANTS or name == "of":
                 raise CalculatorError(f"line {number}: {name!r} is a built-in name and cannot be assigned")
         elif m := _PRINT.fullmatch(statement):
             expression = _printed(m.group(1))
+            if expression is None or expression.strip() in texts:  # only shows text (an f-string with a format): nothing to work out
+                continue
         try:
             value, kind = evaluate_typed(expression, variables, work, kinds)
         except CalculatorError as exc:
@@ -86,9 +95,11 @@ def run_program(text: str) -> list[Step]:
     return steps
 
 
-def format_program(steps: list[Step]) -> str:
-    """One line per step: `name = value`, or the value alone for a bare expression."""
-    shown = [(name, format_kind(v, kind, format_number(v))) for name, v, kind in steps]
+def format_program(steps: list[Step], exact: bool = True) -> str:
+    """One line per step: `name = value`, or the value alone for a bare expression. `exact`:
+    a fraction is shown with its decimal (`7/3 = 2.333333333333`); otherwise the decimal alone, as
+    an answer's next words should be (a small model reads `12/5 = 2.4` as 12.4)."""
+    shown = [(name, format_kind(v, kind, format_number(v) if exact else format_value(v))) for name, v, kind in steps]
     return "\n".join(text if name is None else f"{name} = {text}" for name, text in shown)
 
 
@@ -100,13 +111,15 @@ def _statements(text: str) -> list[str]:
     return out
 
 
-def _printed(args: str) -> str:
+def _printed(args: str) -> str | None:
     """What `print(...)` shows that is a number: `print("Total:", total)` and
     `print(f"Total: {total}")` show `total`. Labels are dropped; anything else is left for the
     calculator to refuse."""
     fstring = _FSTRING.fullmatch(args)
     if fstring:
         return fstring.group(2)
+    if _ANY_FSTRING.fullmatch(args):
+        return None
     kept = [a for a in args.split(",") if not _LABEL.fullmatch(a)]
     return ",".join(kept) if len(kept) == 1 else args
 

@@ -59,18 +59,20 @@ Only this module declares the tool (its name, description and schema); it does n
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 # The bounds, Number and ToolError are not used here: they stay importable from this module,
 # where callers have always found them (`from tooltoken.tools.calculator import MAX_CHARS`).
 from ._calc_arith import MAX_DIGITS, CalculatorError, Number  # noqa: F401
 from ._calc_eval import MAX_CHARS, MAX_DEPTH, MAX_WORK, evaluate, evaluate_typed  # noqa: F401
 from ._calc_format import format_number
 from ._calc_time import format_kind
-from ._calc_inline import inline_arithmetic
+from ._calc_inline import inline_arithmetic, inline_worked
 from ._calc_program import format_program, is_program, run_program
 from ._errors import ToolError  # noqa: F401
 from ._tool import tool
 
-__all__ = ["CalculatorError", "calculate", "calculator", "evaluate"]
+__all__ = ["CalculatorError", "calculate", "calculator", "evaluate", "worked_calculator"]
 
 
 def calculate(expression: str) -> str:
@@ -101,3 +103,7 @@ calculator = tool(
     ),
 )
 calculator.inline = inline_arithmetic  # arithmetic written out in the answer is finished exactly
+
+# The calculator of an answer asked to work as a program (the math path, agent/_policy.py): a
+# program it cannot run gets the error back in its output block, so the model can write it again.
+worked_calculator = replace(calculator, inline=inline_worked)

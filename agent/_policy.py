@@ -1,0 +1,89 @@
+"""The answer policy: which path a question takes, and what each path gives the model.
+
+    question ──▶ router (agent/_router.py) ──▶ math   : a program of named steps, run by the exact
+                                                         calculator inline; no tools declared
+                                          ──▶ lookup : search first (retrieve when an index
+                                                         exists), then an answer from the results
+                                          ──▶ direct : the answer, with the tools declared
+
+One policy for every interface: chat, ask, run, serve, `Agent(...)` in a library and `tooltoken
+eval` all answer through `Agent.stream`, which asks `choose` for the path of every answer unless
+the caller opts out (`policy="plain"`: every tool declared, the model decides) or forces calls
+itself (a `tool_choice` other than "auto"). A path only uses tools the Agent has: without a
+calculator there is no math path, and without search or retrieve no lookup path; such
+questions take the direct path. `Final.route` records the path an answer took.
+
+Why these paths (docs/results.md has the figures): the default model answers word problems
+better writing a short program that the calculator runs than calling a declared calculator, and
+a lean prompt with no tool declarations prefills in a fraction of the time; declared, the
+calculator was also called with its description's examples on questions that had nothing to
+compute, so the lookup path does not declare it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tooltoken.tools import Tool
+from tooltoken.tools.calculator import calculator as builtin_calculator
+from tooltoken.tools.calculator import worked_calculator
+
+from ._router import Route
+
+__all__ = ["LOOKUP_HINT", "MATH_SYSTEM", "POLICIES", "Path", "choose"]
+
+Policy = Literal["routed", "plain"]
+POLICIES: tuple[Policy, ...] = ("routed", "plain")
+
+MATH_SYSTEM = (
+    "Solve the problem with a calculator. Write the calculation as a short Python program in a ```python "
+    "block: one assignment per line with a clear name, plain arithmetic and the calculator's functions "
+    "(sum, mean, ceil, floor, round, min, max, gcd, lcm, mod), no loops, no def, no imports, no strings; "
+    "clock times are written H:MM and durations Nh Mm or N min; the last line `answer = ...`. Write "
+    "only the program: the calculator runs it and shows every value."
+)
+LOOKUP_HINT = (
+    " Answer from the search results: state the answer itself first, in one or two sentences, and cite "
+    "the result it came from as [n]. If the results do not say, say that they do not."
+)
+LOOKUP_TOOLS = ("retrieve", "search")
+# Qwen2.5 boxes its answers in LaTeX (`\(\boxed{190}\)`) whatever the prompt says; the math
+# path's answer is plain text, so a backslash or an opening `\(` or `$\` is never sampled there
+LATEX = (" \\(", "\\(", "\\[", " \\", "\\", " $\\", "$\\")
+CALCULATOR = "calculator"
+
+
+@dataclass(frozen=True)
+class Path:
+    """What one answer's path gives the model."""
+
+    route: Route | None  # None: no routing (policy "plain", or the caller forced calls)
+    tools: list[Tool] = field(default_factory=list)  # declared to the model
+    inline: list[Tool] = field(default_factory=list)  # used inside the answer's own text
+    system: str | None = None  # the path's instructions, after the system prompt
+    hint: bool = True  # add the framework's tool-use hint to the system prompt
+    tool_choice: str | list[str] = "auto"
+    ban: tuple[str, ...] = ()  # text the answer may not write (in-process backends)
+    last_line: bool = False  # the answer ends with the line after a program's output
+
+
+def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_level: bool = True) -> Path:
+    """The path for `route` with the Agent's `tools` and `inline` tools. `token_level`: the
+    backend generates in this process, so a tool can work inline (an OpenAI-compatible server
+    writes the text itself: there the math path declares the calculator instead)."""
+    by_name = {t.name: t for t in tools}
+    calculator = by_name.get(CALCULATOR) or next((t for t in inline if t.name == CALCULATOR), None)
+    if route == "math" and calculator is not None:
+        if token_level:  # the built-in calculator shows a program's errors, so the model can retry
+            worker = worked_calculator if calculator is builtin_calculator else calculator
+            return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True)
+        return Path("math", [calculator], [], None)
+    lookup = [name for name in LOOKUP_TOOLS if name in by_name]
+    if route == "lookup" and lookup:
+        declared = [t for t in tools if t.name != CALCULATOR]  # facts are not computed
+        return Path("lookup", declared, [t for t in inline if t.name != CALCULATOR], LOOKUP_HINT,
+                    tool_choice=[lookup[0]])
+    if route is None:
+        return Path(None, list(tools), list(inline))
+    return Path("direct", list(tools), list(inline))
