@@ -30,7 +30,7 @@ from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
 from ._policy import POLICIES, Path, choose
-from ._router import Router, RuleRouter
+from ._router import EmbeddingRouter, Router, RuleRouter, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
 
@@ -84,7 +84,7 @@ class Agent:
         call_greedy: bool = Sampling.call_greedy,
         draft: str | None = None,
         inline_tools: Sequence[Tool] = (),
-        router: Router | None = None,
+        router: Router | str | None = None,
         **options: Any,
     ) -> None:
         """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
@@ -92,7 +92,8 @@ class Agent:
         calculator finishing `195 × 144 =`), not declared to the model; a tool in `tools` with an
         inline trigger is used both ways. Inline use needs the token stream: in-process backends
         only (an OpenAIBackend's server writes the text itself).
-        `router`: decides each question's path (agent/_policy.py); the default is `RuleRouter`.
+        `router`: decides each question's path (agent/_policy.py): a callable, or "embedding" or
+        "rules"; the default is the embedding router when the embedding extra is installed.
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
@@ -113,7 +114,10 @@ class Agent:
         if len(self.inline_tools) != len(inline_tools):
             raise ConfigError("inline_tools must be Tools with an inline trigger (Tool.inline)")
         self.system = system
-        self.router: Router = router or RuleRouter()
+        self.router: Router = _router(router)
+        warm = getattr(self.router, "warm", None)
+        if callable(warm):  # the embedder loads while the model warms up and the user types
+            threading.Thread(target=_quietly, args=(warm,), daemon=True, name="tooltoken-router").start()
         self.options = _options(Options(), options)
         self.fmt: Family = detect_format(
             self.backend.chat_template, self.backend.bos_text, self.backend.eos_text, override=format
@@ -238,6 +242,27 @@ def _options(base: Options, overrides: dict[str, Any]) -> Options:
     if options.policy not in POLICIES:
         raise ConfigError(f"unknown policy {options.policy!r} (valid policies: {', '.join(POLICIES)})")
     return options
+
+
+def _router(router: Router | str | None) -> Router:
+    if router is None:
+        return default_router()
+    if router == "embedding":
+        shared = default_router()
+        return shared if isinstance(shared, EmbeddingRouter) else EmbeddingRouter()
+    if router == "rules":
+        return RuleRouter()
+    if isinstance(router, str) or not callable(router):
+        raise ConfigError(f"router must be a callable, 'embedding' or 'rules', not {router!r}")
+    return router
+
+
+def _quietly(fn: Any) -> None:
+    """Run `fn` in a background thread; a failure shows up again, as an error, when it is used."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _routed(events: Iterator[Event], path: Path) -> Iterator[Event]:

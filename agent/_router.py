@@ -1,5 +1,6 @@
 """The router: which path a question takes, decided before the answer (the fast tier).
 
+    >>> route = default_router()
     >>> route("A train leaves at 9:03 and the trip takes 2h 35m. When does it arrive?")
     'math'
     >>> route("Who painted the ceiling of the Sistine Chapel?")
@@ -12,22 +13,31 @@ Three routes (evals/data/ROUTES.md has the labelling rules):
 - "lookup": a fact about the world to look up (who, what, when, where, which ...);
 - "direct": a task the model does by itself (write, translate, code, explain, chat).
 
-`RuleRouter` decides from the question's words alone, in well under a millisecond: numbers that
-are quantities (not years), arithmetic, quantity words, question words, and the imperative verbs
-of tasks. It was chosen by measurement on the dev half of evals/data/routes.jsonl against the
-alternatives (docs/results.md, "The router"); the figure published is on the held-out half.
-Any callable `(question) -> Route` can replace it (`Agent(router=...)`).
+Two routers, chosen by measurement (docs/results.md, "The router"; `tooltoken bench router`):
+- `EmbeddingRouter`, the default when the embedding extra is installed: the question's
+  all-MiniLM-L6-v2 embedding, scored by a linear classifier (multinomial logistic regression)
+  fitted on evals/data/routes.jsonl; its weights ship in agent/router_weights.json and
+  `tooltoken bench router --fit` writes them again. The embedder loads once per process, in a
+  background thread from the Agent's construction (`warm`), so a chat never waits for it.
+- `RuleRouter`: the question's words alone (numbers that are quantities, arithmetic, quantity
+  words, question words, the imperative verbs of tasks); no dependency, microseconds. It was
+  written on the labelled set and generalises worse to new questions.
+Any callable `(question) -> Route` can replace them (`Agent(router=...)`).
 
 Not handled here: what each path does (agent/_policy.py).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import regex
 
-__all__ = ["ROUTES", "Route", "Router", "RuleRouter", "route"]
+__all__ = ["ROUTES", "WEIGHTS", "EmbeddingRouter", "Route", "Router", "RuleRouter", "default_router", "fit_weights"]
 
 Route = Literal["math", "lookup", "direct"]
 ROUTES: tuple[Route, ...] = ("math", "lookup", "direct")
@@ -114,4 +124,92 @@ class RuleRouter:
         return "direct"
 
 
-route = RuleRouter()
+WEIGHTS = Path(__file__).with_name("router_weights.json")
+
+
+class EmbeddingRouter:
+    """A linear classifier over the question's sentence embedding (see the module docstring).
+    `embedder`: anything with `embed(texts) -> array` of unit vectors (default: all-MiniLM-L6-v2
+    through tooltoken.retrieval); `weights`: the JSON that `fit_weights` writes."""
+
+    def __init__(self, embedder: Any = None, weights: Path | dict[str, Any] = WEIGHTS) -> None:
+        data = weights if isinstance(weights, dict) else json.loads(Path(weights).read_text(encoding="utf-8"))
+        self.routes: list[Route] = list(data["routes"])
+        self.w: list[list[float]] = data["w"]  # one row of len(dim) per route
+        self.b: list[float] = data["b"]
+        self.model = data.get("model", "")
+        self._embedder = embedder
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Load the embedder now (the Agent calls this in a background thread)."""
+        self.embedder()
+
+    def embedder(self) -> Any:
+        with self._lock:
+            if self._embedder is None:
+                from tooltoken.retrieval import SentenceTransformerEmbedder
+
+                self._embedder = SentenceTransformerEmbedder()
+            return self._embedder
+
+    def scores(self, question: str) -> dict[Route, float]:
+        import numpy as np
+
+        text = " ".join(str(question).split())[:2000] or "(empty)"
+        x = np.asarray(self.embedder().embed([text]), dtype=np.float64)[0]
+        logits = np.asarray(self.w) @ x + np.asarray(self.b)
+        return dict(zip(self.routes, map(float, logits)))
+
+    def __call__(self, question: str) -> Route:
+        if not str(question).strip():
+            return "direct"
+        scores = self.scores(question)
+        return max(scores, key=scores.__getitem__)
+
+
+_SHARED: list[EmbeddingRouter] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def default_router() -> Router:
+    """`EmbeddingRouter` when the embedding extra is installed (one per process: every Agent
+    shares its embedder), else `RuleRouter`."""
+    with _SHARED_LOCK:
+        if _SHARED:
+            return _SHARED[0]
+    try:
+        import sentence_transformers  # noqa: F401
+
+        from tooltoken.retrieval import default_model_path
+
+        default_model_path()
+    except Exception:  # noqa: BLE001 -- any missing piece of the extra: the rules decide
+        return RuleRouter()
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED.append(EmbeddingRouter())
+        return _SHARED[0]
+
+
+def fit_weights(vectors: Any, labels: Sequence[str], *, c: float = 10.0, steps: int = 3000,
+                model: str = "") -> dict[str, Any]:
+    """Multinomial logistic regression with an L2 penalty (scikit-learn's objective at C=`c`),
+    fitted by gradient descent on unit `vectors`; the JSON-able weights EmbeddingRouter reads."""
+    import numpy as np
+
+    x = np.asarray(vectors, dtype=np.float64)
+    y = np.stack([np.asarray(labels) == r for r in ROUTES], axis=1).astype(np.float64)
+    w, b = np.zeros((len(ROUTES), x.shape[1])), np.zeros(len(ROUTES))
+    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    for _ in range(steps):  # Nesterov momentum on a smooth convex loss
+        lw, lb = w + 0.9 * vw, b + 0.9 * vb
+        z = x @ lw.T + lb
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        gw = (p - y).T @ x + lw / c
+        gb = (p - y).sum(axis=0)
+        vw, vb = 0.9 * vw - 0.02 * gw, 0.9 * vb - 0.02 * gb
+        w, b = w + vw, b + vb
+    return {"routes": list(ROUTES), "model": model, "c": c,
+            "w": [[round(float(v), 6) for v in row] for row in w], "b": [round(float(v), 6) for v in b]}

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_search", "bench_speculative",
+__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_router", "bench_search", "bench_speculative",
            "register"]
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
@@ -82,6 +82,18 @@ def bench_forced(
     from tooltoken.evals.bench_forced import bench_forced as run
 
     _print_bench(run(model, n), as_json)
+
+
+@bench_app.command("router")
+def bench_router(
+    fit: bool = typer.Option(False, "--fit", help="Fit the embedding router on evals/data/routes.jsonl first "
+                                                  "(writes agent/router_weights.json)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The router's accuracy on held-out labelled questions, and its cost per question."""
+    from tooltoken.evals.bench_router import bench_router as run
+
+    _print_bench(run(fit=fit), as_json)
 
 
 @bench_app.command("retrieval")

@@ -153,7 +153,14 @@ class MathSuite:
             except md.PackageNotFoundError:
                 pass
         return {"model": model_name(self.config.model), "versions": versions,
-                "policy": "routed (RuleRouter)" if self.config.tools else "closed book (no tools)"}
+                "policy": self._policy()}
+
+    def _policy(self) -> str:
+        if not self.config.tools:
+            return "closed book (no tools)"
+        from tooltoken._router import default_router
+
+        return f"routed ({type(default_router()).__name__})"
 
 
 def _last_clock(text: str) -> str | None:

@@ -35,7 +35,7 @@ def test_a_gullible_scripted_model_copying_the_injection_runs_nothing(canary):
     first = '{"name": "read", "arguments": {"id": "x"}}'
     parrot = ["The document says: ", *chunks(canary["injection"], 4), " That is all [1]."]
     backend = ScriptedBackend([["<tool_call>"], chunks(first), parrot, ["(a second answer that must not happen)"]])
-    agent = Agent(backend, tools=[read, calculator], unsupported_notice=None)
+    agent = Agent(backend, tools=[read, calculator], unsupported_notice=None, policy="plain")
     events = list(agent.stream(f"What is {canary['title']}?"))
     final = events[-1]
     assert [c.name for c in final.tool_calls] == ["read"]
@@ -80,7 +80,7 @@ def test_a_scripted_model_obeying_the_injection_in_its_own_words_makes_no_call(c
     # the model's own call goes on in the same stream; then it is written again under the grammar
     backend = ScriptedBackend([["<tool_call>"], chunks(first), ["Reading. ", "<tool_call>", *chunks("\n" + own)],
                                chunks(own), ["Done."]])
-    final = Agent(backend, tools=[read, calculator], unsupported_notice=None, show_prompt=True).run(
+    final = Agent(backend, tools=[read, calculator], unsupported_notice=None, show_prompt=True, policy="plain").run(
         f"What is {canary['title']}?")
     if asks:
         assert [c.name for c in final.tool_calls] == ["read"]
@@ -101,5 +101,5 @@ def test_a_user_who_asks_for_the_tool_is_not_refused():
     own = '{"name": "calculator", "arguments": {"expression": "6*7"}}'
     backend = ScriptedBackend([["<tool_call>"], chunks('{"name": "read", "arguments": {"id": "x"}}'),
                                ["<tool_call>"], chunks(own), ["42 [2]"]])
-    final = Agent(backend, tools=[read, calculator]).run("Read d, then use the calculator on what it says.")
+    final = Agent(backend, tools=[read, calculator], policy="plain").run("Read d, then use the calculator on what it says.")
     assert not final.tool_results[1].error

@@ -233,7 +233,7 @@ def test_each_request_browses_on_its_own():
     agent = Agent(ScriptedBackend([
         ["<tool_call>"], chunks('{"name": "open", "arguments": {"id": "tolstoy"}}'), chunks("Read [1]."),
         ["<tool_call>"], chunks('{"name": "find", "arguments": {"text": "Tolstoy"}}'), chunks("Nothing [1]."),
-    ]), tools=browser.tools())
+    ]), tools=browser.tools(), policy="plain")
     c = TestClient(create_app(agent, rate_limit=0))
     first = ask(c, messages=[{"role": "user", "content": "Open the Tolstoy page."}]).json()["tooltoken"]
     assert first["tool_results"][0]["error"] is False and "Leo Tolstoy" in first["tool_results"][0]["content"]
