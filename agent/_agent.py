@@ -49,7 +49,7 @@ def load_backend(model: str | os.PathLike[str] | None = None, **kwargs: Any) -> 
     """A loaded model, shared within the process (loading twice would double the memory)."""
     from ._models import resolve_model
 
-    path = str(resolve_model(model))
+    path = str(resolve_model(model))  # once per process: a path resolved before is not checked again
     key = (path, tuple(sorted(kwargs.items())))
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
@@ -152,6 +152,8 @@ class Agent:
         """The system prompt the user gave (None: none; never our tool declarations), and the
         other turns. Values stated in that prompt count as stated for Options.drop_unstated."""
         if isinstance(question, str):
+            if not question.strip():
+                raise ConfigError("the question is empty")
             msgs = [*history, {"role": "user", "content": question}]
         else:
             msgs = [dict(m) for m in question]

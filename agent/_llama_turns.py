@@ -251,6 +251,7 @@ class LlamaTurns:
         self.ctx += tokens
         self.usage.inserted_tokens += len(tokens)
         yield ToolResult(call.id, tool.name, text.strip(), 0)
+        a.inline_texts.append(text)
         if self._last_line and text.lstrip().startswith("```output") and "error:" not in text:
             self._after = ""
         yield from a.emit(text)

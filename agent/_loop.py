@@ -33,6 +33,7 @@ from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, 
 from ._families import Call
 from ._options import Options
 from ._toolrun import run_tool
+from ._support import supported
 from ._unstated import drop_unstated, unstated_warning
 
 __all__ = ["Answer", "Stop", "Turn", "Turns", "nudge"]
@@ -112,6 +113,7 @@ class Answer:
         self.answer: list[str] = []
         self.warnings: list[str] = []
         self.result_texts: list[str] = []  # tool results, whitespace-normalised
+        self.inline_texts: list[str] = []  # what inline tools wrote into the answer (a program's output)
         self.declined = False  # the call check took a call back: the answer ends at any other call
         self._check: float | None = None  # the call check's score of the turn being handled
         self._tainted: dict[str, int] = {}  # tool name -> the result whose document asked for it
@@ -199,8 +201,10 @@ class Answer:
         prompt = self.turns.finish(self.usage)
         self.timings["total_s"] = time.perf_counter() - self.t0
         citations = check_citations("".join(self.answer), self.calls, self.results)
-        if reason == "stop" and self.results and self.opt.unsupported_notice and not any(c.verified for c in citations):
-            # tools were asked and nothing they returned is cited: say so rather than let it pass
+        returned = [r.content for r in self.results if not r.error] + self.inline_texts
+        if (reason == "stop" and (self.results or self.inline_texts) and self.opt.unsupported_notice
+                and supported("".join(self.answer), self.asked, returned) is False):
+            # tools were asked, and what the answer states is not what they returned: say so
             yield from self.emit(f"\n\n{self.opt.unsupported_notice}")
         yield Final(
             answer="".join(self.answer),

@@ -97,13 +97,21 @@ def pull(name: str, *, run: Callable[..., object] = subprocess.run) -> Path:
     return resolve_model(name)
 
 
+_RESOLVED: set[Path] = set()  # files this process has resolved: a second look is not needed
+
+
 def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> Path:
-    """The verified file of a pack name, or a checked GGUF path; None means DEFAULT_MODEL."""
+    """The verified file of a pack name, or a checked GGUF path; None means DEFAULT_MODEL. A path
+    this function returned before is returned as it is: a model is resolved once per process."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
+    if isinstance(name_or_path, Path) and name_or_path in _RESOLVED:
+        return name_or_path
     if isinstance(name_or_path, str) and name_or_path in PACKS:
         pack = PACKS[name_or_path]
-        return _resolve_split(pack) if len(pack.packages) > 1 else _resolve_single(pack)
+        found = _resolve_split(pack) if len(pack.packages) > 1 else _resolve_single(pack)
+        _RESOLVED.add(found)
+        return found
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
     looks_like_path = text.lower().endswith(".gguf") or "/" in text or os.sep in text
@@ -118,6 +126,7 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> Path:
         raise ModelError(f"Cannot read model file {path}: {exc}") from exc
     if magic != b"GGUF":
         raise ModelError(f"{path} is not a GGUF file (it does not start with b'GGUF')")
+    _RESOLVED.add(path.resolve())
     return path.resolve()
 
 

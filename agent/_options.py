@@ -22,7 +22,8 @@ class Options:
     max_call_tokens: int = 512
     max_time_s: float | None = None
     answer_reserve: int = 64  # context kept free for the answer after a tool result
-    # said after an answer that used tools but cites none of their results (None: say nothing)
+    # said after an answer that used tools when what it states is not what they returned
+    # (agent/_support.py has the rule; None: say nothing)
     unsupported_notice: str | None = "(No tool result supports this answer; it may be a guess.)"
     show_prompt: bool = False
     # never make a call to a tool that only a tool result's document text asked for (prompt

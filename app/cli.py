@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -115,6 +116,7 @@ if typer is not None:
         config: Optional[Path] = ConfigOpt,
         tools: Optional[str] = ToolsOpt,
         as_json: bool = typer.Option(False, "--json", help="Print the final event as JSON."),
+        events: bool = typer.Option(False, "--events", help="Print every event as one JSON line, as it happens."),
         show_prompt: bool = typer.Option(False, "--show-prompt", help="Print the exact prompt first (to stderr)."),
         tool_choice: Optional[str] = ToolChoiceOpt,
         max_tokens: Optional[int] = MaxTokensOpt,
@@ -136,6 +138,10 @@ if typer is not None:
             err.rule("prompt")
             err.print(agent.prompt(question), markup=False, highlight=False)
             err.rule()
+        if events:
+            for event in agent.stream(question, show_prompt=show_prompt):
+                print(json.dumps({"event": type(event).__name__, **asdict(event)}, ensure_ascii=False), flush=True)
+            return
         if as_json:
             final = agent.run(question, show_prompt=show_prompt)
             print(json.dumps(final.to_dict(), ensure_ascii=False, indent=2))

@@ -29,7 +29,7 @@ from typing import Any
 
 from tooltoken.tools import ConfigError
 
-from .metrics import extract_number, parse_number
+from .metrics import extract_number, narrates, parse_number
 from .runner import EvalConfig, model_for, model_name
 
 __all__ = ["CATEGORIES", "GENERATORS", "WRITTEN", "WRITTEN_FILE", "MathSuite", "generate_items", "written_items"]
@@ -114,7 +114,7 @@ class MathSuite:
             shown = _last_clock(final.answer)
             correct = shown == _last_clock(item["gold"])
         else:
-            predicted = extract_number(final.answer)
+            predicted = extract_number(final.answer, item["question"])
             shown = None if predicted is None else _show(predicted)
             correct = predicted is not None and predicted == parse_number(item["gold"])
         return {
@@ -139,6 +139,7 @@ class MathSuite:
             "answered": round(sum(r.get("predicted") is not None for r in records) / n, 4),
             "used_calculator": round(sum(bool(r.get("tool_calls") or r.get("inline_calls")) for r in records) / n, 4),
             "seconds_per_item": round(sum(r.get("seconds", 0.0) for r in records) / n, 2),
+            "narrated": sum(narrates(r.get("answer", "")) for r in records),
             "routes": {route: sum(r.get("route") == route for r in records) for route in ("math", "lookup", "direct", None)},
             "inline_calls_per_item": round(sum(r.get("inline_calls", 0) for r in records) / n, 2),
         }

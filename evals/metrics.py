@@ -26,10 +26,13 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
+import regex
+
 __all__ = [
     "citation_precision",
     "contains_match",
     "extract_number",
+    "narrates",
     "normalize_answer",
     "numeric_match",
     "parse_number",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 _NUMBER = re.compile(r"(?<![\w.])[-−]?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?![\w])")
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _FINAL = re.compile(r"(?:answer\s*(?:is|:)|=\s*\\boxed\{|\\boxed\{)", re.IGNORECASE)
 
 
@@ -57,8 +61,13 @@ def parse_number(text: str) -> Fraction | None:
         return None
 
 
-def extract_number(text: str) -> Fraction | None:
-    """The final answer's number in a model's reply (see the module docstring), or None."""
+def extract_number(text: str, question: str = "") -> Fraction | None:
+    """The final answer's number in a model's reply (see the module docstring), or None.
+
+    With an answer marker ("Answer:", "the answer is", \\boxed{), the first number after the last
+    one. Otherwise the reply's last line of prose (code blocks aside) states the answer: its first
+    number that the `question` does not give ("Ana has 15 eggs left after baking 11 batches" → 15
+    when the question gave 11), else the last number of the reply."""
     if not text:
         return None
     start = 0
@@ -68,6 +77,12 @@ def extract_number(text: str) -> Fraction | None:
     found = _NUMBER.findall(tail)
     if start and found:
         return parse_number(found[0])
+    given = {parse_number(n) for n in _NUMBER.findall(question)} if question else set()
+    prose = [line for line in _FENCE.sub("\n", text).splitlines() if _NUMBER.search(line)]
+    if given and prose:
+        fresh = [v for v in map(parse_number, _NUMBER.findall(prose[-1])) if v is not None and v not in given]
+        if fresh:
+            return fresh[0]
     found = found or _NUMBER.findall(text)
     return parse_number(found[-1]) if found else None
 
@@ -134,3 +149,25 @@ def reciprocal_rank(ranked: Sequence[str], relevant: Iterable[str], k: int) -> f
         if r in rel:
             return 1.0 / i
     return 0.0
+
+
+# Narration of tool use: the answer talks about the tools instead of answering ("I used the
+# `search` function with the query ...", "The function call was ...", "The result came from
+# tool number [1]", "the calculator returned ..."). Measured by the math and qa suites
+# (`narrated`): an answer should state what it found, not how.
+_NARRATION = regex.compile(
+    r"\b(?:I|we)\s+(?:have\s+)?(?:used|called|invoked|ran|run|searched|will\s+use|will\s+call|am\s+going\s+to\s+(?:use|call))\b"
+    r"|\b(?:function|tool)\s+call(?:s|ed)?\b"
+    r"|\b(?:the|this|that)\s+(?:`\w+`\s+|search\s+|calculator\s+|open\s+|find\s+|quote\s+)?(?:function|tool)\s+(?:returned|gave|showed|provided|output|result)"
+    r"|\b(?:error\s+message|tool|function|calculator)\s+(?:\w+\s+){0,3}(?:does\s+not|doesn't|cannot|can't)\s+(?:recognize|support|understand)"
+    r"|\b(?:search|tool|function|calculator)\s+results?\s+(?:provided|returned|show(?:s|ed)?|indicate[sd]?|say|said)\b"
+    r"|\b(?:the\s+)?calculator\s+(?:returned|returns|gave|shows|showed|says|said|output)\b"
+    r"|\btool\s+(?:number|result)\b|\bresult\s+came\s+from\b|\b(?:let\s+me|let's)\s+(?:use|call|search)\b"
+    r"|<tool_call>|\bcalled\s+the\s+`?\w+`?\s+(?:function|tool)",
+    regex.I,
+)
+
+
+def narrates(answer: str) -> bool:
+    """Does the answer narrate its tool use instead of (or besides) answering?"""
+    return bool(_NARRATION.search(answer or ""))

@@ -8,15 +8,18 @@ Data: JSONL with `question` and `answers` (a list of acceptable strings; `id` op
 default is evals/data/qa_dev.jsonl: 62 questions whose gold answers were each checked to occur
 in the lead section of the Wikipedia article named by `doc_id`, in the default corpus.
 
-Each question gets one `Agent.run` with a fresh `Browser` over the backend (3 results a search,
-to keep the context short on small models) and the instruction to answer in one sentence and
-cite the result used. Scores:
+Each question gets one answer from an agent built as chat, ask, run and serve build it: the
+default tools (the calculator, and search, open, find and quote over the backend: with
+`--backend bm25` exactly the default tools), the default answer policy (agent/_policy.py, which
+sends a factual question down the lookup path: search first) and the default options. There is
+no prompt of the eval's own. With `--tools off` no tool is declared (closed book). Scores:
 - `accuracy`: Toolformer's lenient match (metrics.contains_match): a gold answer occurs in the
   first 20 words of the answer's last part, the text after the last tool result;
 - `contains_anywhere`: a gold answer occurs anywhere in the whole answer;
 - `citation_precision`: of the verified citations over all items, the share pointing at a
   tool result with a source whose text contains a gold answer; `cited`: share of answers
-  with at least one verified citation.
+  with at least one verified citation;
+- `narrated`: answers that narrate their tool use (metrics.narrates); `routes`: the paths taken.
 """
 
 from __future__ import annotations
@@ -27,16 +30,11 @@ from typing import Any
 
 
 from ._backends import load_backend
-from .metrics import citation_precision, contains_match
+from .metrics import citation_precision, contains_match, narrates
 from .runner import EvalConfig, data_rows, model_for, model_name, spread
 
 __all__ = ["QASuite", "load_questions"]
 
-DEFAULT_MAX_TOKENS = 160
-SEARCH_K = 3
-SYSTEM = "You answer questions in one short sentence."
-TOOLS_HINT = (" Search the knowledge base first, answer from what it says, and cite the result you used"
-              " by its number, like [1].")
 
 
 def _default_data() -> Path:
@@ -71,20 +69,19 @@ class QASuite:
         if not self.config.tools:
             return []
         from tooltoken.tools import Browser
+        from tooltoken.tools.calculator import calculator
 
         if self._backend is None:
             self._backend = load_backend(self.config.backend)
-        return Browser(self._backend, k=SEARCH_K).tools()  # one browser per answer
+        return [calculator, *Browser(self._backend).tools()]  # as tools.default_tools builds them
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
         from tooltoken import Agent, Final, TextDelta, ToolResult
 
         cfg = self.config
-        agent = Agent(
-            model=model_for(cfg), tools=self._tools(), n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
-            system=SYSTEM + (TOOLS_HINT if cfg.tools else ""), max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS,
-            max_tool_calls=6,
-        )
+        options: dict[str, Any] = {"max_tokens": cfg.max_tokens} if cfg.max_tokens else {}
+        agent = Agent(model=model_for(cfg), tools=self._tools(), n_ctx=cfg.n_ctx, seed=cfg.seed,
+                      grammar=cfg.grammar, **options)
         last: list[str] = []
         final = None
         for event in agent.stream(item["question"]):
@@ -118,6 +115,8 @@ class QASuite:
             "tool_calls": [{c.name: c.arguments} for c in final.tool_calls],
             "stop_reason": final.stop_reason,
             "completion_tokens": final.usage.completion_tokens,
+            "route": final.route,
+            "seconds": round(final.timings.get("total_s", 0.0), 2),
         }
 
     def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -129,8 +128,14 @@ class QASuite:
             "citation_precision": round(good / verified, 4) if verified else None,
             "cited": round(sum(r.get("citations_verified", 0) > 0 for r in records) / n, 4),
             "verified_citations": verified,
+            "narrated": sum(narrates(r.get("answer", "")) for r in records),
+            "seconds_per_item": round(sum(r.get("seconds", 0.0) for r in records) / n, 2),
+            "routes": {route: sum(r.get("route") == route for r in records) for route in ("math", "lookup", "direct", None)},
         }
 
     def describe(self) -> dict[str, Any]:
         backend = self.config.backend if self.config.tools else "none"
-        return {"model": model_name(self.config.model), "versions": {"search": backend}}
+        from tooltoken._router import default_router
+
+        policy = f"routed ({type(default_router()).__name__})" if self.config.tools else "closed book (no tools)"
+        return {"model": model_name(self.config.model), "versions": {"search": backend}, "policy": policy}

@@ -89,3 +89,22 @@ def test_recall_and_reciprocal_rank():
     assert reciprocal_rank(ranked, ["b", "d"], 4) == 0.5
     assert reciprocal_rank(ranked, ["d"], 3) == 0.0
     assert reciprocal_rank(ranked, ["a"], 1) == 1.0
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("answer", "question", "number"),
+    [
+        ("Ana has 15 eggs left after baking 11 batches of her cake recipe.", "48 eggs, 11 batches of 3 each?", "15"),
+        ("The cyclist will need 8 hours to ride a 120 km route.", "45 km in 3 hours; how long for 120 km?", "8"),
+        ("```output\nanswer = 26\n```\nShe needs 26 skeins for 9 shawls.", "9 shawls of 2 skeins and 4 hats", "26"),
+        ("Step 1: 12 * 2 = 24.\nAnswer: 24", "12 pairs of 2", "24"),
+        ("It is 96 inches.", "The giraffe is 96 inches tall. How tall?", "96"),  # only given numbers: the last
+    ],
+)
+def test_the_final_line_states_the_answer_not_the_question_s_numbers(answer, question, number):
+    from fractions import Fraction
+
+    from tooltoken.evals.metrics import extract_number
+
+    assert extract_number(answer, question) == Fraction(number)

@@ -1,0 +1,84 @@
+"""Is an answer supported by what its tools returned? The rule behind the unsupported-answer notice.
+
+    >>> supported("There are 5 green blocks.", "2 black, 4 white; 11 in all. How many green?",
+    ...           ["black = 2\\nwhite = 4\\ngreen = 5"])
+    True
+    >>> supported("He painted it in 1483-1488.", "When did Michelangelo paint the ceiling?",
+    ...           ["Michelangelo painted the ceiling between 1508 and 1512."])
+    False
+    >>> supported("The results do not say.", "Who won?", ["Weather in Oslo: rain."]) is None
+    True
+
+The notice ("No tool result supports this answer") is worth showing only when it is true: a
+notice that fires on a right, sourced answer teaches users to ignore it. An answer's claims are
+its figures (numbers, clock times, with `1,234` = 1234 and `12.50` = 12.5) and its names
+(capitalised words); what the question itself says is not a claim of the answer. The rule:
+
+- no claim left (a decline, "I could not find it"): None, nothing to support, no notice;
+- every figure the answer states occurs among the figures of some result, and at least one
+  figure or one name occurs there: True;
+- otherwise False: the answer states a figure no result gave, or nothing it states is in one.
+
+Code blocks and the calculator's output blocks are not the answer's claims: what the answer says
+after them is. Not handled: figures in words ("five"), units and rounding ("about 2.4 km" for
+2.43), and names written differently in the result. Measured on labelled answers in
+tests/test_support.py (false positives and false negatives counted there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+
+import regex
+
+__all__ = ["claims", "supported"]
+
+_FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
+_CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
+_NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
+_NAME = regex.compile(r"\b\p{Lu}[\p{Ll}'’-]{2,}(?:\s+(?:of\s+|the\s+|de\s+|da\s+|von\s+)?\p{Lu}[\p{Ll}'’-]+)*")
+_MARKER = regex.compile(r"\[\d{1,3}\]")
+# capitalised words that start sentences and name nothing
+_COMMON = frozenset("""The This That These Those There Their They Then Thus Therefore Here His Her Its It
+He She We You Your Our And But Yes No Not None Answer Total Result Results Step Steps First Second Third
+Finally So Since Because After Before When Where Which What Who How Why According Based Each Every
+All Some Many Most One Two Three Four Five Six Seven Eight Nine Ten Hence Also However While If
+Hello Hi Hey Sure Sorry Thanks Thank Please Great Good Okay Well Note Let Let's Done Now Next Last
+Yes Certainly Of Unfortunately Below Above Using With For From In On At To As By Is Are Was Were""".split())
+
+
+def _figures(text: str) -> set[str]:
+    """The figures in `text`, normalised: clock times as H:MM, numbers as exact values."""
+    out = {f"{int(h)}:{m}" for h, m in _CLOCK.findall(text)}
+    rest = _CLOCK.sub(" ", text)
+    for n in _NUMBER.findall(rest):
+        try:
+            value = Fraction(n.replace(",", ""))
+        except (ValueError, ZeroDivisionError):
+            continue
+        out.add(str(value))
+    return out
+
+
+def _names(text: str) -> set[str]:
+    return {m.lower() for m in _NAME.findall(text) if m.split()[0] not in _COMMON}
+
+
+def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
+    """(figures, names) the answer states that the question does not."""
+    said = _MARKER.sub(" ", _FENCED.sub(" ", answer))
+    return _figures(said) - _figures(question), _names(said) - _names(question)
+
+
+def supported(answer: str, question: str, results: Iterable[str]) -> bool | None:
+    """True: the answer's claims come from the results; False: they do not; None: no claim."""
+    figures, names = claims(answer, question)
+    if not figures and not names:
+        return None
+    texts = [t for t in results if t]
+    found = set().union(*(_figures(t) for t in texts)) if texts else set()
+    if figures - found:
+        return False
+    joined = " ".join(texts).lower()
+    return bool(figures) or any(name in joined for name in names)
