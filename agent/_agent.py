@@ -22,7 +22,7 @@ from tooltoken.tools import ConfigError, Tool
 from ._backend import Backend, LlamaBackend
 from ._bridge import aiter_in_thread
 from ._events import Event, Final
-from ._families import Family, detect_format
+from ._families import Call, Family, detect_format
 from ._llama_turns import LlamaTurns
 from ._loop import Answer, asked_text
 from ._openai import OpenAIBackend
@@ -132,8 +132,10 @@ class Agent:
         if options.tool_choice == "none":
             return Path(None, [], [])
         routed = options.policy == "routed" and options.tool_choice == "auto"
-        route = self.router(_latest(self._turns(question, history)[1])) if routed else None
-        return choose(route, self.tools, self.inline_tools, token_level=not isinstance(self.backend, OpenAIBackend))
+        latest = _latest(self._turns(question, history)[1])
+        route = self.router(latest) if routed else None
+        return choose(route, self.tools, self.inline_tools, token_level=not isinstance(self.backend, OpenAIBackend),
+                      question=latest)
 
     def messages(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = (),
                  path: Path | None = None) -> list[dict]:
@@ -202,16 +204,18 @@ class Agent:
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
         messages = self.messages(question, history, path)
         tools = fresh_tools(path.tools)
+        first = [Call(name, dict(arguments)) for name, arguments in path.first]
         said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
         if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
             turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
-            yield from _routed(Answer(turns, tools, options, cancel=cancel, **said).run(), path)
+            yield from _routed(Answer(turns, tools, options, cancel=cancel, first=first, **said).run(), path)
             return
         pieces = self.render(messages, path.tools)
         with self._lock:
             llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=path.inline, ban=path.ban,
                                last_line=path.last_line)
-            yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, **said).run(), path)
+            yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, first=first,
+                                      **said).run(), path)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None

@@ -116,10 +116,7 @@ class LlamaTurns:
 
     # -- the seam ------------------------------------------------------------------------------
     def turn(self, a: Answer, step: str) -> Generator[Event, None, Turn]:
-        if not self._started:
-            self._started = True
-            if len(self.ctx) + self.opt.answer_reserve > self.b.n_ctx:
-                raise Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
+        self._check_prompt()
         if step not in ("auto", "none"):  # a forced call: written under the grammar at once
             allowed = list(self.tools.values()) if step == "required" else [self.tools[step]]
             return self._call_turn(a, allowed, forced=True)
@@ -134,6 +131,29 @@ class LlamaTurns:
             named = match.groupdict().get("name") or match.groupdict().get("fname")
             invented = named if named and named not in self.tools else None
             return self._call_turn(a, list(self.tools.values()), invented, pythonic=bool(match.groupdict().get("py")))
+
+    def given(self, a: Answer, calls: list[Call]) -> Turn:
+        """Write `calls` as the model's own call turn, in the family's canonical form."""
+        self._check_prompt()
+        self._mark = len(self.ctx)
+        ids = [self.fam.call_id(len(a.calls) + k + 1) for k in range(len(calls))]
+        before = len(self.ctx)
+        for k, (call, sid) in enumerate(zip(calls, ids)):
+            if k and self.fam.call_sep is not None:
+                self.ctx += self.b.tokenize(self.fam.call_sep, special=True)
+            self.ctx += self.b.tokenize(self.fam.call_open, special=True)
+            self.ctx += self.encode(self.fam.canonical([call], [sid]))
+            self.ctx += self.b.tokenize(self.fam.call_close, special=True)
+        self.usage.inserted_tokens += len(self.ctx) - before
+        self.usage.call_tokens += len(self.ctx) - before
+        raws = [json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in calls]
+        return Turn(list(calls), ids, raws)
+
+    def _check_prompt(self) -> None:
+        if not self._started:
+            self._started = True
+            if len(self.ctx) + self.opt.answer_reserve > self.b.n_ctx:
+                raise Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
 
     def take_back(self, note: str | None) -> None:
         del self.ctx[self._mark:]

@@ -64,12 +64,15 @@ class Turns(Protocol):
     """One answer's conversation on one backend: the step the loop repeats.
 
     `turn` streams the model's text through `answer.emit` (and yields inline tool events of its
-    own) and returns the calls the model wrote; they are not in the conversation for good until
+    own) and returns the calls the model wrote; `given` writes calls the policy makes itself (the
+    lookup path's first search), in the form the model's own calls take, and returns them; they are not in the conversation for good until
     `insert` writes their results after them, or `take_back` removes them. `fit` cuts results to
     what the context can hold (raising `Stop("context")` when nothing fits), `finish` completes
     the usage counts and returns the prompt text shown by `Options.show_prompt`."""
 
     def turn(self, answer: "Answer", step: str) -> Generator[Event, None, Turn]: ...
+
+    def given(self, answer: "Answer", calls: list[Call]) -> Turn: ...
 
     def take_back(self, note: str | None) -> None: ...
 
@@ -98,10 +101,13 @@ class Answer:
     """One answer: the loop over turns, and everything the turns share (text, calls, results)."""
 
     def __init__(self, turns: Turns, tools: list[Tool], options: Options, *, cancel: threading.Event | None = None,
-                 asked: str = "", request: str = "", given: str = "", judge: Judge | None = None) -> None:
+                 asked: str = "", request: str = "", given: str = "", judge: Judge | None = None,
+                 first: list[Call] | None = None) -> None:
         """`asked`: the user's words (every turn but the system prompt), for the injection guard and
         unstated values; `request`: the latest of them, for the call check; `given`: the user's own
-        system prompt; `judge`: the call check, where the backend has one."""
+        system prompt; `judge`: the call check, where the backend has one; `first`: calls made
+        before the model writes anything (the lookup path searches on the question first)."""
+        self.first = list(first or [])
         self.turns, self.opt, self.judge = turns, options, judge
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
@@ -174,6 +180,8 @@ class Answer:
             if unknown:
                 raise Stop("bad_call", f"tool_choice names no registered tool: {', '.join(map(repr, unknown))}")
             free = bool(self.tools) and choice != "none"
+            if self.first:  # the policy's own calls, before any word of the model's
+                yield from self._calls(self.turns.given(self, self.first), forced=True)
             while True:
                 step = "auto" if free else "none"
                 if plan and self.tools:

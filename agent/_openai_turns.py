@@ -100,6 +100,16 @@ class OpenAITurns:
         self._pending = (reply.text, calls, [sid for sid, *_ in wanted], raws) if calls else None
         return Turn(calls, ids, raws, finish=reply.finish or "stop")
 
+    def given(self, a: Answer, calls: list[Call]) -> Turn:
+        """`calls` as the assistant's own tool calls, written with their results by `insert`."""
+        if self.a is None:
+            self.a = a
+            a.timings.update(requests=0, retries=0)
+        ids = [f"call_{len(a.calls) + k + 1}" for k in range(len(calls))]
+        raws = [json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in calls]
+        self._pending = ("", list(calls), [""] * len(calls), raws)
+        return Turn(list(calls), ids, raws)
+
     def take_back(self, note: str | None) -> None:
         self._pending = None
 

@@ -48,6 +48,7 @@ LOOKUP_HINT = (
     "the result it came from as [n]. If the results do not say, say that they do not."
 )
 LOOKUP_TOOLS = ("retrieve", "search")
+QUERY_CHARS = 200  # of the question, as the first search's query (the search tool's own bound)
 # Qwen2.5 boxes its answers in LaTeX (`\(\boxed{190}\)`) whatever the prompt says; the math
 # path's answer is plain text, so a backslash or an opening `\(` or `$\` is never sampled there
 LATEX = (" \\(", "\\(", "\\[", " \\", "\\", " $\\", "$\\")
@@ -64,14 +65,17 @@ class Path:
     system: str | None = None  # the path's instructions, after the system prompt
     hint: bool = True  # add the framework's tool-use hint to the system prompt
     tool_choice: str | list[str] = "auto"
+    first: tuple[tuple[str, dict], ...] = ()  # calls made on the question before the model writes
     ban: tuple[str, ...] = ()  # text the answer may not write (in-process backends)
     last_line: bool = False  # the answer ends with the line after a program's output
 
 
-def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_level: bool = True) -> Path:
+def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_level: bool = True,
+           question: str = "") -> Path:
     """The path for `route` with the Agent's `tools` and `inline` tools. `token_level`: the
     backend generates in this process, so a tool can work inline (an OpenAI-compatible server
-    writes the text itself: there the math path declares the calculator instead)."""
+    writes the text itself: there the math path declares the calculator instead). `question`:
+    the latest user turn, which the lookup path searches for before the model writes."""
     by_name = {t.name: t for t in tools}
     calculator = by_name.get(CALCULATOR) or next((t for t in inline if t.name == CALCULATOR), None)
     if route == "math" and calculator is not None:
@@ -82,8 +86,10 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
     lookup = [name for name in LOOKUP_TOOLS if name in by_name]
     if route == "lookup" and lookup:
         declared = [t for t in tools if t.name != CALCULATOR]  # facts are not computed
+        query = " ".join(question.split())[:QUERY_CHARS]
+        first = tuple((name, {"query": query}) for name in lookup) if query else ()
         return Path("lookup", declared, [t for t in inline if t.name != CALCULATOR], LOOKUP_HINT,
-                    tool_choice=[lookup[0]])
+                    tool_choice="auto" if first else [lookup[0]], first=first)
     if route is None:
         return Path(None, list(tools), list(inline))
     return Path("direct", list(tools), list(inline))

@@ -5,7 +5,7 @@
 
 Data: evals/data/routes.jsonl (282 labelled questions, the set the routers were built on: the
 rules written against it, the embedding classifier fitted on all of it) and
-evals/data/routes_heldout.jsonl (180 questions written afterwards, by someone who never saw the
+evals/data/routes_heldout.jsonl (173 questions written afterwards, by someone who never saw the
 routers, from the same rules in evals/data/ROUTES.md): the published accuracy is on these.
 Cost: milliseconds per question, the median over the held-out questions with the embedder
 loaded, and the embedder's one-time load in seconds. Compare with an answer's time (the

@@ -1,0 +1,137 @@
+"""The answer policy (agent/_policy.py) on a scripted backend: each path, step by step.
+
+A fixed router stands in for the real one (the router is measured on its own:
+tests/test_router.py and `tooltoken bench router`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripted import ScriptedBackend, chunks
+from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
+from tooltoken._policy import LOOKUP_HINT, MATH_SYSTEM
+from tooltoken.tools import Browser, Document, Hit
+from tooltoken.tools.calculator import calculator
+
+pytestmark = pytest.mark.unit
+
+DOCS = {"tolstoy": Document("tolstoy", "War and Peace", "War and Peace is a novel by Leo Tolstoy, published in 1869."),
+        "defoe": Document("defoe", "Robinson Crusoe", "Robinson Crusoe is a novel by Daniel Defoe.")}
+
+
+class Shelf:
+    def __init__(self, docs=DOCS):
+        self.docs, self.queries = docs, []
+
+    def search(self, query, k=5):
+        self.queries.append(query)
+        return [Hit(d.id, d.title, d.text, 1.0, d.location) for d in self.docs.values()][:k]
+
+    def get(self, id):
+        return self.docs[id]
+
+
+def agent(scripts, route, shelf=None, **kw):
+    backend = ScriptedBackend(scripts)
+    tools = [calculator, *Browser(shelf or Shelf()).tools()]
+    return Agent(backend, tools=tools, router=lambda q: route, **kw), backend
+
+
+def prompt_of(backend) -> str:
+    return backend.detokenize(backend.requests[0][0]).decode()
+
+
+def test_math_path_runs_the_program_and_ends_with_the_line_after_its_output():
+    program = ["```python\n", "pens = 12 * 3\n", "answer = pens\n", "``", "`\n"]
+    a, backend = agent([program, ["They cost ", "36", " dollars.\n", "```python\n", "again = 1\n"]], "math")
+    events = list(a.stream("Pens cost 3 dollars each. How much do 12 pens cost?"))
+    final = events[-1]
+    assert isinstance(final, Final) and final.route == "math" and final.stop_reason == "stop"
+    assert final.answer.endswith("```output\npens = 36\nanswer = 36\n```\nThey cost 36 dollars.\n")
+    kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta)]
+    assert kinds == ["ToolCall", "ToolResult", "Final"] and events[[type(e) for e in events].index(ToolCall)].inline
+    prompt = prompt_of(backend)
+    assert MATH_SYSTEM in prompt and "<tools>" not in prompt  # no tool declared: a short prompt
+    assert backend.bans[0] and backend.bans[1]  # LaTeX is never sampled; after the output no new block
+    assert "(No tool result" not in final.answer  # 36 is what the calculator returned
+
+
+def test_math_path_shows_a_program_s_error_once():
+    bad = ["```python\n", "from datetime import time\n", "x = 2 * 3\n", "``", "`\n"]
+    a, _ = agent([bad, bad, ["I could not work it out."]], "math")
+    final = a.run("A train leaves at 9:03 and takes 2h 35m. When does it arrive?")
+    assert final.answer.count("error: line 1") == 1  # the second failure is left to the model
+
+
+def test_math_answer_stating_another_number_gets_the_notice():
+    program = ["```python\n", "answer = 12 * 3\n", "``", "`\n"]
+    a, _ = agent([program, ["They cost 38 dollars.\n"]], "math")
+    final = a.run("Pens cost 3 dollars each. How much do 12 pens cost?")
+    assert final.answer.endswith("(No tool result supports this answer; it may be a guess.)")
+
+
+def test_lookup_path_searches_the_question_first_then_answers_with_a_citation():
+    shelf = Shelf()
+    a, backend = agent([chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    events = list(a.stream("Who wrote War and Peace?"))
+    assert isinstance(events[0], ToolCall) and events[0].name == "search"
+    assert events[0].arguments == {"query": "Who wrote War and Peace?"} and shelf.queries == ["Who wrote War and Peace?"]
+    assert isinstance(events[1], ToolResult) and events[1].source == 1 and "Leo Tolstoy" in events[1].content
+    final = events[-1]
+    assert final.route == "lookup" and final.answer == "Leo Tolstoy wrote it [1]."
+    assert [c.verified for c in final.citations][:1] == [True]
+    prompt = prompt_of(backend)
+    assert LOOKUP_HINT.strip() in prompt
+    assert '"name": "calculator"' not in prompt and '"name": "search"' in prompt  # facts are not computed
+    # the model saw the search as its own call, then the result, before writing a word
+    assert prompt.rstrip().endswith("<|im_start|>assistant") and "<tool_response>" in prompt
+
+
+def test_lookup_path_says_when_the_sources_do_not_hold_it():
+    a, _ = agent([chunks("The results do not say who built the bridge.")], "lookup",
+                 Shelf({"x": Document("x", "Weather", "It rained in Oslo.")}))
+    final = a.run("Who built the Tyne Bridge?")
+    assert final.answer == "The results do not say who built the bridge."  # a decline: no notice
+
+
+def test_direct_path_declares_the_tools():
+    a, backend = agent([chunks("Rain on the roof.")], "direct")
+    final = a.run("Write a haiku about rain.")
+    assert final.route == "direct" and '"name": "calculator"' in prompt_of(backend)
+
+
+def test_opting_out_and_forcing_calls_are_not_routed():
+    a, backend = agent([chunks("Fine.")], "lookup", policy="plain")
+    assert a.run("Who wrote War and Peace?").route is None and '"name": "calculator"' in prompt_of(backend)
+    call = chunks('{"name": "calculator", "arguments": {"expression": "2+2"}}')
+    a, _ = agent([call, chunks("It is 4 [1].")], "lookup")
+    final = a.run("What is 2+2?", tool_choice="calculator")
+    assert final.route is None and final.tool_calls[0].name == "calculator"
+
+
+def test_a_path_needs_its_tools():
+    backend = ScriptedBackend([chunks("Tolstoy.")])
+    a = Agent(backend, tools=[calculator], router=lambda q: "lookup")  # no search: the direct path
+    assert a.run("Who wrote War and Peace?").route == "direct"
+    backend = ScriptedBackend([chunks("36.")])
+    a = Agent(backend, tools=Browser(Shelf()).tools(), router=lambda q: "math")  # no calculator
+    assert a.run("12 * 3?").route == "direct"
+
+
+def test_empty_question_is_a_clear_error():
+    from tooltoken.tools import ConfigError
+
+    a, _ = agent([], "direct")
+    with pytest.raises(ConfigError, match="empty"):
+        a.run("   ")
+
+
+def test_router_names_and_bad_routers():
+    from tooltoken._router import RuleRouter
+    from tooltoken.tools import ConfigError
+
+    assert isinstance(Agent(ScriptedBackend([]), router="rules").router, RuleRouter)
+    with pytest.raises(ConfigError):
+        Agent(ScriptedBackend([]), router="coin flip")
+    with pytest.raises(ConfigError):
+        Agent(ScriptedBackend([]), policy="random")
