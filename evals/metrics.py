@@ -65,9 +65,9 @@ def extract_number(text: str, question: str = "") -> Fraction | None:
     """The final answer's number in a model's reply (see the module docstring), or None.
 
     With an answer marker ("Answer:", "the answer is", \\boxed{), the first number after the last
-    one. Otherwise the reply's last line of prose (code blocks aside) states the answer: its first
+    one. Otherwise the reply's last line of prose (code blocks aside) states the answer: its last
     number that the `question` does not give ("Ana has 15 eggs left after baking 11 batches" → 15
-    when the question gave 11), else the last number of the reply."""
+    when the question gave 11; "19 - 12 = 7" → 7), else the last number of the reply."""
     if not text:
         return None
     start = 0
@@ -82,7 +82,7 @@ def extract_number(text: str, question: str = "") -> Fraction | None:
     if given and prose:
         fresh = [v for v in map(parse_number, _NUMBER.findall(prose[-1])) if v is not None and v not in given]
         if fresh:
-            return fresh[0]
+            return fresh[-1]
     found = found or _NUMBER.findall(text)
     return parse_number(found[-1]) if found else None
 
@@ -169,5 +169,9 @@ _NARRATION = regex.compile(
 
 
 def narrates(answer: str) -> bool:
-    """Does the answer narrate its tool use instead of (or besides) answering?"""
-    return bool(_NARRATION.search(answer or ""))
+    """Does the answer narrate its tool use instead of (or besides) answering? The framework's
+    own unsupported-answer notice is not the model's narration."""
+    from tooltoken import Options
+
+    notice = Options.unsupported_notice or ""
+    return bool(_NARRATION.search((answer or "").replace(notice, "") if notice else (answer or "")))

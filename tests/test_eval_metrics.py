@@ -108,3 +108,13 @@ def test_the_final_line_states_the_answer_not_the_question_s_numbers(answer, que
     from tooltoken.evals.metrics import extract_number
 
     assert extract_number(answer, question) == Fraction(number)
+
+
+@pytest.mark.unit
+def test_the_last_fresh_number_of_the_final_line():
+    from fractions import Fraction
+
+    from tooltoken.evals.metrics import extract_number
+
+    assert extract_number("So the number of adults needed is:\n\n19 - 12 = 7", "8 children need 19 adults; 12 signed up") == 7
+    assert extract_number("The mean of the 7 numbers left after removing 29 is 13.", "8 numbers, mean 15, remove 29") == Fraction(13)

@@ -45,3 +45,9 @@ def test_narration_is_detected(answer: str) -> None:
 @pytest.mark.parametrize("answer", PLAIN)
 def test_answers_are_not_narration(answer: str) -> None:
     assert not narrates(answer)
+
+
+def test_the_framework_s_notice_is_not_narration() -> None:
+    from tooltoken import Options
+
+    assert not narrates(f"It is 12.\n\n{Options.unsupported_notice}")
