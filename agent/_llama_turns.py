@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Generator, Iterator, Sequence
 
 from tooltoken.tools import Tool
+from tooltoken.tools.calculator import REWRITE
 
 from ._backend import Backend, GenerateStats
 from ._call_check import judge, opening_token
@@ -272,8 +273,8 @@ class LlamaTurns:
         self.usage.inserted_tokens += len(tokens)
         yield ToolResult(call.id, tool.name, text.strip(), 0)
         a.inline_texts.append(text)
-        if self._last_line and text.lstrip().startswith("```output") and "error:" not in text:
-            self._after = ""
+        if self._last_line and text.lstrip().startswith("```output") and REWRITE not in text:
+            self._after = ""  # the output is in (or the calculator gave up): one line states the answer
         yield from a.emit(text)
 
     # -- the call turn -------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from ._calc_format import format_value
 from ._calc_program import format_program, run_program
 from ._errors import ToolError
 
-__all__ = ["MAX_TAIL", "inline_arithmetic", "inline_worked"]
+__all__ = ["GIVE_UP", "MAX_TAIL", "REWRITE", "inline_arithmetic", "inline_worked"]
 
 _ENDS_IN_EQUALS = re.compile(r"(?<![<>!=:=])=[ ]?\Z")
 _LATEX = [
@@ -126,16 +126,19 @@ def _last_link(head: str) -> str:
 def inline_worked(text: str) -> tuple[dict[str, Any], str] | None:
     """`inline_arithmetic` for an answer that was asked to work as a program (the math path,
     agent/_policy.py): a fenced program the calculator cannot run gets the calculator's error
-    in its output block, so the model can write it again, instead of silence."""
-    if text.rstrip(" \n").endswith("```"):  # one error shown per answer: a second is left to the model
-        return _program(text, errors=REWRITE not in text[-MAX_TAIL:])
+    in its output block, so the model can write it again, instead of silence (in which a model
+    writes an output block of its own, with made-up values). The second error says the
+    calculator cannot run it, and is the last."""
+    if text.rstrip(" \n").endswith("```"):  # a second error is the last: the model then states what it has
+        return _program(text, errors=True, last=REWRITE in text[-MAX_TAIL:])
     return inline_arithmetic(text)
 
 
 REWRITE = "Write the program again: plain arithmetic and the calculator's functions only."
+GIVE_UP = "The calculator cannot run this program."
 
 
-def _program(text: str, errors: bool = False) -> tuple[dict[str, Any], str] | None:
+def _program(text: str, errors: bool = False, last: bool = False) -> tuple[dict[str, Any], str] | None:
     m = _FENCED.search(text[-MAX_TAIL:])
     if m is None or not _WORKS.search(m.group("body")):
         return None
@@ -145,7 +148,7 @@ def _program(text: str, errors: bool = False) -> tuple[dict[str, Any], str] | No
     except ToolError as exc:
         if not errors:
             return None
-        shown = f"error: {exc}\n{REWRITE}"
+        shown = f"error: {exc}\n{GIVE_UP if last else REWRITE}"
     output = f"```output\n{shown}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
     return {"expression": body}, ("" if text.endswith("\n") else "\n") + output
 

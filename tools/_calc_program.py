@@ -40,9 +40,10 @@ _ASSIGN = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)(.*)", re.DOTALL)
 _PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
 
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
-_TEXT = re.compile(r"""\s*f?(["'])[^"'\\]*\1\s*""")
-_ANY_FSTRING = re.compile(r"""\s*f(["'])[^"'\\]*\1\s*""")  # formatted text: shown, not worked out
-_FSTRING = re.compile(r"""\s*f(["'])[^"'{}\\]*\{([^{}:!"']+)\}[^"'{}\\]*\1\s*""")
+# a string may hold the other quote character: "Leo's time: {t}"
+_TEXT = re.compile(r"""\s*f?(?:"[^"\\]*"|'[^'\\]*')\s*""")
+_ANY_FSTRING = re.compile(r"""\s*f(?:"[^"\\]*"|'[^'\\]*')\s*""")  # formatted text: shown, not worked out
+_FSTRING = re.compile(r"""\s*f(?:"[^"{}\\]*\{(?P<d>[^{}:!"']+)\}[^"{}\\]*"|'[^'{}\\]*\{(?P<s>[^{}:!"']+)\}[^'{}\\]*')\s*""")
 
 
 class Step(NamedTuple):
@@ -117,7 +118,7 @@ def _printed(args: str) -> str | None:
     calculator to refuse."""
     fstring = _FSTRING.fullmatch(args)
     if fstring:
-        return fstring.group(2)
+        return fstring.group("d") or fstring.group("s")
     if _ANY_FSTRING.fullmatch(args):
         return None
     kept = [a for a in args.split(",") if not _LABEL.fullmatch(a)]
