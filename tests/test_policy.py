@@ -56,11 +56,18 @@ def test_math_path_runs_the_program_and_ends_with_the_line_after_its_output():
     assert "(No tool result" not in final.answer  # 36 is what the calculator returned
 
 
-def test_math_path_shows_a_program_s_error_once():
+def test_math_path_shows_a_program_s_error_and_the_second_is_the_last():
+    from tooltoken.tools._calc_inline import GIVE_UP, REWRITE
+
     bad = ["```python\n", "from datetime import time\n", "x = 2 * 3\n", "``", "`\n"]
-    a, _ = agent([bad, bad, ["I could not work it out."]], "math")
+    a, _ = agent([bad, bad, ["It arrives at 11:38.\n", "```output\n", "made up\n"]], "math")
     final = a.run("A train leaves at 9:03 and takes 2h 35m. When does it arrive?")
-    assert final.answer.count("error: line 1") == 1  # the second failure is left to the model
+    # every program gets the calculator's answer, so the model never writes an output block of
+    # its own; after the second error the answer ends with the line that follows it
+    assert final.answer.count("error: line 1") == 2
+    assert final.answer.count(REWRITE) == 1 and final.answer.count(GIVE_UP) == 1
+    assert "made up" not in final.answer
+    assert final.answer.rstrip().endswith("(No tool result supports this answer; it may be a guess.)")
 
 
 def test_math_answer_stating_another_number_gets_the_notice():
