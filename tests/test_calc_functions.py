@@ -137,3 +137,39 @@ def test_clock_plus_minutes_is_the_wall_clock(h: int, m: int, add: int) -> None:
     days, minute = divmod(total, 24 * 60)
     expected = f"{minute // 60}:{minute % 60:02d}" + (f" (+{days} day{'s' if days != 1 else ''})" if days else "")
     assert calculate(f"{h}:{m:02d} + {add} min") == expected
+
+
+@given(st.lists(ints, min_size=1, max_size=30))
+def test_lists_go_into_the_aggregates(xs: list[int]) -> None:
+    listed = "[" + ", ".join(map(str, xs)) + "]"
+    assert evaluate(f"sum({listed})") == sum(xs)
+    assert evaluate(f"mean({listed})") == Fraction(sum(xs), len(xs))
+    assert evaluate(f"min({listed})") == min(xs) and evaluate(f"max({listed})") == max(xs)
+    assert evaluate(f"len({listed})") == len(xs)
+
+
+def test_a_program_may_name_a_list_and_use_the_math_module() -> None:
+    from tooltoken.tools._calc_inline import inline_worked
+
+    program = "scores = [145, 162, 138]\nneeded = 4 * 150 - sum(scores)\nboxes = math.ceil(158 / 12)"
+    assert calculate(program) == "scores = [145, 162, 138]\nneeded = 155\nboxes = 14"
+    # on the math path a program may import the math module; elsewhere an import marks code
+    _, shown = inline_worked(f"```python\nimport math\n{program}\n```\n")
+    assert shown == "```output\nscores = [145, 162, 138]\nneeded = 155\nboxes = 14\n```\n"
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("[1, 2] + 3", "a list only goes into"),
+        ("sqrt([4])", "takes numbers, not a list"),
+        ("[[1]]", "lists cannot hold lists"),
+        ("sum([])", "empty list"),
+        ("[1, 2][0]", "not allowed"),
+        ("math.system(1)", "unknown name 'math'"),
+        ("import os", "unknown name"),
+    ],
+)
+def test_lists_are_bounded_and_only_aggregated(expression: str, message: str) -> None:
+    with pytest.raises(CalculatorError, match=message):
+        calculate(expression)

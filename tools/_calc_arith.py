@@ -278,4 +278,5 @@ FUNCTIONS: dict[str, tuple[Callable[..., Number], int, int]] = {
     "perm": (_perm, 1, 2),
     "factorial": (_factorial, 1, 1),
     "percent": (_percent, 2, 2),
+    "len": (lambda *xs: Fraction(len(xs)), 1, 99),  # of a list: how many numbers it holds
 }

@@ -41,9 +41,13 @@ _TOKEN = re.compile(
                     |[0-9]+(?:\.[0-9]+)?\s*(?:minutes?|mins?)\b))
       | (?P<number>(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9]+)?)
       | (?P<name>[A-Za-z][A-Za-z0-9_]*)
-      | (?P<op>\*\*|//|[-+*/%^(),×·÷−])""",
+      | (?P<op>\*\*|//|[-+*/%^(),×·÷−\[\]])""",
     re.VERBOSE,
 )
+_MATH_MODULE = re.compile(r"\bmath\.(?=(?:" + "|".join(sorted(FUNCTIONS) + ["pi", "e"]) + r")\b)")
+LIST_FUNCTIONS = frozenset({"sum", "mean", "average", "min", "max", "len", "gcd", "lcm"})
+MAX_LIST = 1000
+_LIST_USE = "a list only goes into sum, mean, average, min, max, len, gcd or lcm"
 _SPELLING = {"×": "*", "·": "*", "÷": "/", "−": "-", "^": "**"}
 _PCT = "_pct"  # user names may not start with "_", so these markers cannot be forged
 _BINARY_OPS = {"+", "-", "*", "/", "//", "%", "**"}
@@ -71,6 +75,7 @@ def evaluate_typed(expression: str, variables: Mapping[str, Number] | None = Non
     if len(expression) > MAX_CHARS:
         raise CalculatorError(f"expression too long ({len(expression)} characters; the limit is {MAX_CHARS})")
     variables = variables or {}
+    expression = _MATH_MODULE.sub("", expression)  # `math.ceil(x)` is the calculator's ceil(x)
     source, numbers, literal_kinds = _rewrite(expression, variables)
     if not source.strip():
         raise CalculatorError("empty expression")
@@ -176,13 +181,24 @@ class _Evaluator:
             return self._chain(node, depth)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = self.visit(node.operand, depth + 1)
+            if isinstance(value, list):
+                raise CalculatorError(_LIST_USE)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == _PCT:
             value = self.visit(node.value, depth + 1)
+            if isinstance(value, list):
+                raise CalculatorError(_LIST_USE)
             self._charge(value, Fraction(100))
             return binary(ast.Div, value, Fraction(100))
         if isinstance(node, ast.Call):
             return self._call(node, depth)
+        if isinstance(node, ast.List):  # a list of numbers: for sum, mean, min, max, len, gcd, lcm
+            if len(node.elts) > MAX_LIST:
+                raise CalculatorError(f"a list may hold at most {MAX_LIST} numbers")
+            items = [self.visit(e, depth + 1) for e in node.elts]
+            if any(isinstance(i, list) for i in items):
+                raise CalculatorError("lists cannot hold lists")
+            return items  # type: ignore[return-value]
         if isinstance(node, ast.Tuple) and not node.elts:
             raise CalculatorError("empty parentheses")
         if isinstance(node, ast.Tuple):
@@ -200,6 +216,8 @@ class _Evaluator:
         value = self.visit(node, depth + 1)
         for link in reversed(chain):
             right = self.visit(link.right, depth + 1)
+            if isinstance(value, list) or isinstance(right, list):
+                raise CalculatorError(_LIST_USE)
             self._charge(value, right)
             value = binary(type(link.op), value, right)
         return value
@@ -237,6 +255,12 @@ class _Evaluator:
             count = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 99 else f"at least {lo}"
             raise CalculatorError(f"{func.id}() takes {count} argument{'s' if hi != 1 else ''}, got {len(node.args)}")
         args = [self.visit(a, depth + 1) for a in node.args]
+        if any(isinstance(a, list) for a in args):
+            if func.id not in LIST_FUNCTIONS:
+                raise CalculatorError(f"{func.id}() takes numbers, not a list")
+            args = [x for a in args for x in (a if isinstance(a, list) else [a])]
+            if not args:
+                raise CalculatorError(f"{func.id}() of an empty list")
         try:
             return checked(fn(*args))
         except (ValueError, ArithmeticError, TypeError) as exc:

@@ -23,9 +23,11 @@ SHOWN_DIGITS = 120
 DECIMALS = 12
 
 
-def format_number(value: Fraction | float) -> str:
+def format_number(value: Fraction | float | list) -> str:
     """`7006652`, `7/3 = 2.333333333333`, `1.4142135623731`, or a rounded form with the digit
-    count for integers too long to be useful in a prompt."""
+    count for integers too long to be useful in a prompt; a list as `[1, 5/2 = 2.5]`."""
+    if isinstance(value, list):
+        return "[" + ", ".join(format_number(v) for v in value) + "]"
     if isinstance(value, float):
         text = format(value, ".14g")
         return "0" if text == "-0" else text
@@ -34,8 +36,10 @@ def format_number(value: Fraction | float) -> str:
     return f"{_integer(value.numerator)}/{_integer(value.denominator)} = {format_decimal(value)}"
 
 
-def format_value(value: Fraction | float) -> str:
+def format_value(value: Fraction | float | list) -> str:
     """A value as the next words of an answer: integers whole, anything else as a decimal."""
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, Fraction) and value.denominator != 1:
         return format_decimal(value)
     return format_number(value)

@@ -144,7 +144,7 @@ def _program(text: str, errors: bool = False, last: bool = False) -> tuple[dict[
         return None
     body = m.group("body").strip("\n")
     try:
-        shown = format_program(run_program(body), exact=False)
+        shown = format_program(run_program(body, lenient=errors), exact=False)
     except ToolError as exc:
         if not errors:
             return None

@@ -59,11 +59,13 @@ def is_program(text: str) -> bool:
     return len(_statements(text[:MAX_CHARS + 1])) > 1 or _ASSIGN.fullmatch(text.split("#", 1)[0]) is not None
 
 
-def run_program(text: str) -> list[Step]:
-    """Evaluate each step in order; return (name or None, value) for every step."""
+def run_program(text: str, *, lenient: bool = False) -> list[Step]:
+    """Evaluate each step in order; return (name or None, value) for every step. `lenient`: a
+    program the model was asked to write (the math path) may also import the math module, whose
+    functions are the calculator's own; elsewhere an import marks code, which is left alone."""
     if len(text) > MAX_CHARS:
         raise CalculatorError(f"program too long ({len(text)} characters; the limit is {MAX_CHARS})")
-    statements = _statements(text)
+    statements = _statements(text, lenient)
     if not statements:
         raise CalculatorError("empty expression")
     if len(statements) > MAX_STEPS:
@@ -104,10 +106,15 @@ def format_program(steps: list[Step], exact: bool = True) -> str:
     return "\n".join(text if name is None else f"{name} = {text}" for name, text in shown)
 
 
-def _statements(text: str) -> list[str]:
+_IMPORT_MATH = re.compile(r"\s*(?:import\s+math|from\s+math\s+import\s+[\w\s,*]+)\s*")
+
+
+def _statements(text: str, lenient: bool = False) -> list[str]:
     out = []
     for line in text.splitlines():
         line = line.split("#", 1)[0]
+        if lenient and _IMPORT_MATH.fullmatch(line):  # the math module's functions are the calculator's own
+            continue
         out += [s.strip() for s in line.split(";") if s.strip()]
     return out
 

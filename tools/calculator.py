@@ -26,6 +26,8 @@ Notation, decided here:
 - Functions: sqrt, log (natural, or `log(x, base)`), log2, log10, exp, sin, cos, tan (radians),
   abs, round, min, max, floor, ceil, int; for word problems sum, mean (or average), mod, intdiv,
   gcd, lcm, comb, perm, a bounded factorial, and percent(part, whole); constants pi and e.
+- Lists of numbers (`scores = [145, 162, 138]`, at most 1,000) go into sum, mean, average, min,
+  max, len, gcd and lcm, and nowhere else; `math.ceil(x)` is ceil(x).
 - Clock times and durations (tools/_calc_time.py): `9:03 + 2h 35m` = 11:38, `11:38 - 9:03` =
   2 h 35 min; values are minutes, and the result is written as the kind it is.
 
