@@ -77,8 +77,9 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
     writes the text itself: there the math path declares the calculator instead). `question`:
     the latest user turn, which the lookup path searches for before the model writes."""
     by_name = {t.name: t for t in tools}
+    # a calculator that works inline (a stand-in for a caller's own tool does not)
     calculator = by_name.get(CALCULATOR) or next((t for t in inline if t.name == CALCULATOR), None)
-    if route == "math" and calculator is not None:
+    if route == "math" and calculator is not None and calculator.inline is not None:
         if token_level:  # the built-in calculator shows a program's errors, so the model can retry
             worker = worked_calculator if calculator is builtin_calculator else calculator
             return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True)

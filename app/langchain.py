@@ -290,6 +290,8 @@ class ChatTooltoken(BaseChatModel):
                 kw["system"] = self.agent.system
             if self.agent is not None:  # the given agent's options and router hold here too
                 kw.update(vars(self.agent.options), router=self.agent.router, inline_tools=self.agent.inline_tools)
+            if stand_ins:  # tools bound by the caller: the caller's loop decides, every tool declared
+                kw["policy"] = "plain"
             agent = Agent(model=base, tools=[*own, *self.tools, *stand_ins], **kw)
             self._agents[key] = agent
             return agent

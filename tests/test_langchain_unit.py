@@ -231,3 +231,12 @@ def test_each_call_browses_on_its_own():
     assert not first["error"] and "Leo Tolstoy" in first["content"]
     assert second["error"] and "no document is open" in second["content"], second
     assert browser.document is None
+
+
+def test_bound_tools_are_the_caller_s_plan_under_the_default_policy():
+    """An Agent with the default (routed) policy: a word problem would take the math path, but
+    tools the caller bound are its own loop's, so they are declared and the call comes back."""
+    backend = ScriptedBackend([["<tool_call>"], chunks(ADD), chunks("never generated")])
+    llm = ChatTooltoken(agent=Agent(backend, tools=[], router=lambda q: "math"))
+    msg = llm.bind_tools([my_adder]).invoke("What is 1 + 2?")
+    assert [c["name"] for c in msg.tool_calls] == ["my_adder"]
