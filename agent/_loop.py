@@ -210,9 +210,10 @@ class Answer:
         self.timings["total_s"] = time.perf_counter() - self.t0
         citations = check_citations("".join(self.answer), self.calls, self.results)
         returned = [r.content for r in self.results if not r.error] + self.inline_texts
+        said = "".join(self.answer)
         if (reason == "stop" and (self.results or self.inline_texts) and self.opt.unsupported_notice
-                and supported("".join(self.answer), self.asked, returned) is False):
-            # tools were asked, and what the answer states is not what they returned: say so
+                and (not said.strip() or supported(said, self.asked, returned) is False)):
+            # tools were asked, and the answer is empty or states what they did not return: say so
             yield from self.emit(f"\n\n{self.opt.unsupported_notice}")
         yield Final(
             answer="".join(self.answer),

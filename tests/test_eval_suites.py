@@ -136,13 +136,13 @@ class Wiki:
 
 
 def test_qa_item_scores_the_final_part_and_citations(monkeypatch):
+    # the default policy: the question is routed to lookup, searched before the model writes
     monkeypatch.setattr(qa, "load_backend", lambda spec: Wiki())
-    text = call("search", {"query": "War and Peace author"})
-    use_script(monkeypatch, qa, [["Let me search. ", "<tool_call>", "\n", *chunks(text)], chunks(text, 4),
-                                 ["Leo Tolstoy wrote it [1]."]])
+    use_script(monkeypatch, qa, [["Leo Tolstoy wrote it [1]."]])
     suite = qa.QASuite(EvalConfig("qa"))
     item = {"id": "qa001", "question": "Who wrote War and Peace?", "answers": ["Leo Tolstoy", "Tolstoy"]}
     record = suite.run_item(item)
+    assert record["route"] == "lookup" and record["tool_calls"] == [{"search": {"query": "Who wrote War and Peace?"}}]
     assert record["correct"] and record["final_part"] == "Leo Tolstoy wrote it [1]."
     assert (record["citations_supporting"], record["citations_verified"]) == (1, 1)
     assert record["citations"][0]["sources"] == ["enwiki:War_and_Peace"]

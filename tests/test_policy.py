@@ -142,3 +142,9 @@ def test_router_names_and_bad_routers():
         Agent(ScriptedBackend([]), router="coin flip")
     with pytest.raises(ConfigError):
         Agent(ScriptedBackend([]), policy="random")
+
+
+def test_an_empty_answer_after_a_result_gets_the_notice():
+    a, _ = agent([[]], "lookup")
+    final = a.run("Who wrote War and Peace?")
+    assert final.answer.strip() == "(No tool result supports this answer; it may be a guess.)"
