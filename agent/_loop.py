@@ -32,8 +32,8 @@ from ._citations import check_citations
 from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, Usage
 from ._families import Call
 from ._options import Options
-from ._toolrun import run_tool
 from ._support import supported
+from ._toolrun import run_tool
 from ._unstated import drop_unstated, unstated_warning
 
 __all__ = ["Answer", "Stop", "Turn", "Turns", "nudge"]
@@ -65,8 +65,9 @@ class Turns(Protocol):
 
     `turn` streams the model's text through `answer.emit` (and yields inline tool events of its
     own) and returns the calls the model wrote; `given` writes calls the policy makes itself (the
-    lookup path's first search), in the form the model's own calls take, and returns them; they are not in the conversation for good until
-    `insert` writes their results after them, or `take_back` removes them. `fit` cuts results to
+    lookup path's first search), in the form the model's own calls take, and returns them. Calls
+    are not in the conversation for good until `insert` writes their results after them, or
+    `take_back` removes them. `fit` cuts results to
     what the context can hold (raising `Stop("context")` when nothing fits), `finish` completes
     the usage counts and returns the prompt text shown by `Options.show_prompt`."""
 

@@ -69,7 +69,8 @@ _MATH_WORDS = _words(
     "(?:km|miles?|kilometres?|kilometers?|metres?|meters?|hours?|minutes?|seconds?|kg|grams?|litres?|liters?)",
     "cuántos", "cuánto", "wie viele", "wie viel", "combien", "calcula", "berechne",
     "how old", "ways", "arranged?", "duration", "elapsed", "day of the week", "weekdays?", "business days",
-    r"\d+\s?% of", "older", "min", "h", "hrs?", "arrives?", "leaves?", "departs?", "finish(?:es)?", "younger", r"from \d+ to \d+", "(?:mon|tues|wednes|thurs|fri|satur|sun)day")
+    r"\d+\s?% of", "older", "min", "h", "hrs?", "arrives?", "leaves?", "departs?", "finish(?:es)?", "younger",
+    r"from \d+ to \d+", "(?:mon|tues|wednes|thurs|fri|satur|sun)day")
 _LOOKUP_START = regex.compile(
     r"^\W*(?:(?:and|so|but|tell me|do you know|please|hey|quick question)[, ]+)*"
     r"(?:who|whom|whose|what|when|where|which|how (?:many|much|tall|old|long|far|big|high|deep|large|did|does|do|is|was)"
