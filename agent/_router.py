@@ -189,7 +189,10 @@ def default_router() -> Router:
         return RuleRouter()
     with _SHARED_LOCK:
         if not _SHARED:
-            _SHARED.append(EmbeddingRouter())
+            try:
+                _SHARED.append(EmbeddingRouter())
+            except (OSError, ValueError, KeyError):  # weights missing or unreadable: the rules decide
+                return RuleRouter()
         return _SHARED[0]
 
 
