@@ -159,9 +159,11 @@ def register(app: typer.Typer) -> None:
 
     make("bfcl", "Berkeley Function Calling Leaderboard v4 (simple_python, multiple, parallel, parallel_multiple, "
                  "irrelevance), AST-checked.")
-    make("math", "Word problems and arithmetic from reasoning-gym (gsm_symbolic, basic_arithmetic) with the "
-                 "calculator; exact numeric match.")
-    make("qa", "Questions answered with search over the Wikipedia corpus; contains-match and citation precision.")
+    make("math", "Word problems and arithmetic (reasoning-gym gsm_symbolic, basic_arithmetic; the written "
+                 "word problems: written_dev, written_test) under the default answer policy, as chat answers "
+                 "them; exact numeric match.")
+    make("qa", "Questions answered under the default answer policy (search first) over the Wikipedia corpus; "
+               "contains-match and citation precision.")
     make("retrieval", "recall@k and MRR of a search backend on {query, relevant_ids} JSONL.")
 
     @eval_app.command("compare")
