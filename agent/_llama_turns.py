@@ -90,6 +90,7 @@ class LlamaTurns:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._ban: list[int] = []  # tokens not to sample: the call's opening, after a call was declined
         self._last_line = last_line
+        self._own = ""  # the model's latest text since an inline result (last_line: a made-up output)
         self._after: str | None = None  # the text after a program's output, when last_line
         # after the output, no new code block: the model states the answer instead of starting over
         self._fences = _single_tokens(backend, ("```", " ```", "``", " ``", "``\n", " ```\n", "``,", " ``("))
@@ -211,6 +212,12 @@ class LlamaTurns:
                     self._after += piece
                     if _stated(self._after):
                         break  # the line that states the answer is written: the answer ends there
+                if self._last_line:
+                    self._own = (self._own + piece)[-len(_OUTPUT) - 8:]
+                    if _OUTPUT in self._own:  # the model began the calculator's output block itself
+                        a.warnings.append("the model began writing the calculator's output itself; "
+                                          "the answer ends there, before any value it would make up")
+                        break
                 inline = self._inline_hit(a, watch, piece)
                 if inline is not None:
                     yield from a.emit(watch.flush())
@@ -273,6 +280,7 @@ class LlamaTurns:
         self.usage.inserted_tokens += len(tokens)
         yield ToolResult(call.id, tool.name, text.strip(), 0)
         a.inline_texts.append(text)
+        self._own = ""
         if self._last_line and text.lstrip().startswith("```output") and REWRITE not in text:
             self._after = ""  # the output is in (or the calculator gave up): one line states the answer
         yield from a.emit(text)
@@ -431,6 +439,9 @@ class LlamaTurns:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
+
+
+_OUTPUT = "```output"
 
 
 def _stated(after: str) -> bool:

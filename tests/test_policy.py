@@ -148,3 +148,10 @@ def test_an_empty_answer_after_a_result_gets_the_notice():
     a, _ = agent([[]], "lookup")
     final = a.run("Who wrote War and Peace?")
     assert final.answer.strip() == "(No tool result supports this answer; it may be a guess.)"
+
+
+def test_math_path_ends_where_the_model_begins_an_output_block_itself():
+    bad = ["```python\n", "from datetime import time\n", "x = 2 * 3\n", "``", "`\n"]
+    a, _ = agent([bad, ["``", "`output\n", "It arrives at 11:38.\n", "```\n"]], "math")
+    final = a.run("A train leaves at 9:03 and takes 2h 35m. When does it arrive?")
+    assert "11:38" not in final.answer and any("output itself" in w for w in final.warnings)
