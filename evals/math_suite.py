@@ -30,7 +30,7 @@ from typing import Any
 from tooltoken.tools import ConfigError
 
 from .metrics import extract_number, narrates, parse_number
-from .runner import EvalConfig, model_for, model_name
+from .runner import EvalConfig, model_for, model_name, policy_of
 
 __all__ = ["CATEGORIES", "GENERATORS", "WRITTEN", "WRITTEN_FILE", "MathSuite", "generate_items", "written_items"]
 
@@ -154,18 +154,12 @@ class MathSuite:
             except md.PackageNotFoundError:
                 pass
         return {"model": model_name(self.config.model), "versions": versions,
-                "policy": self._policy()}
-
-    def _policy(self) -> str:
-        if not self.config.tools:
-            return "closed book (no tools)"
-        from tooltoken._router import default_router
-
-        return f"routed ({type(default_router()).__name__})"
+                "policy": policy_of(self.config)}
 
 
 def _last_clock(text: str) -> str | None:
-    """The last clock time in `text`, as 24-hour H:MM."""
+    """The last clock time in `text`, as 24-hour H:MM. Lenient, as a reader is: "17:20 pm" is
+    17:20 (the calculator's clock_minutes refuses it, rightly for an input)."""
     found = list(_CLOCK.finditer(text))
     if not found:
         return None
@@ -173,7 +167,6 @@ def _last_clock(text: str) -> str | None:
     if half:
         hours = hours % 12 + (12 if half == "p" else 0)
     return f"{hours}:{minutes}"
-
 
 def _show(x: Any) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"

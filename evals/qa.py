@@ -31,7 +31,7 @@ from typing import Any
 
 from ._backends import load_backend
 from .metrics import citation_precision, contains_match, narrates
-from .runner import EvalConfig, data_rows, model_for, model_name, spread
+from .runner import EvalConfig, data_rows, model_for, model_name, policy_of, spread
 
 __all__ = ["QASuite", "load_questions"]
 
@@ -135,7 +135,5 @@ class QASuite:
 
     def describe(self) -> dict[str, Any]:
         backend = self.config.backend if self.config.tools else "none"
-        from tooltoken._router import default_router
-
-        policy = f"routed ({type(default_router()).__name__})" if self.config.tools else "closed book (no tools)"
-        return {"model": model_name(self.config.model), "versions": {"search": backend}, "policy": policy}
+        return {"model": model_name(self.config.model), "versions": {"search": backend},
+                "policy": policy_of(self.config)}

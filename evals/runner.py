@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 from tooltoken.tools import ConfigError
 
-__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "data_rows", "get_suite", "model_for", "model_name", "run_eval",
-           "spread", "summarize"]
+__all__ = ["SUITES", "EvalConfig", "ProgressFn", "Suite", "data_rows", "get_suite", "model_for", "model_name",
+           "policy_of", "run_eval", "spread", "summarize"]
 
 #: progress(done, total, record): called once before the first item (record None) and after each item.
 ProgressFn = Callable[[int, int, "dict[str, Any] | None"], None]
@@ -88,6 +88,15 @@ class EvalConfig:
             else:
                 parts += [flag, str(value)]
         return " ".join(parts)
+
+
+def policy_of(config: EvalConfig) -> str:
+    """The answer policy a run of `config` answers with, as its summary records it."""
+    if not config.tools:
+        return "closed book (no tools)"
+    from tooltoken._router import default_router
+
+    return f"routed ({type(default_router()).__name__})"
 
 
 class Suite(Protocol):
