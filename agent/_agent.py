@@ -203,19 +203,20 @@ class Agent:
             options = replace(options, tool_choice=path.tool_choice)
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
         messages = self.messages(question, history, path)
-        tools = fresh_tools(path.tools)
+        tools = fresh_tools([*path.tools, *path.runs])  # one fresh state shared by both
         first = [Call(name, dict(arguments)) for name, arguments in path.first]
         said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
         if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
             turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
-            yield from _routed(Answer(turns, tools, options, cancel=cancel, first=first, **said).run(), path)
+            yield from _routed(Answer(turns, tools, options, cancel=cancel, first=first, after_first=path.after_first,
+                                      **said).run(), path)
             return
         pieces = self.render(messages, path.tools)
         with self._lock:
             llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=path.inline, ban=path.ban,
                                last_line=path.last_line)
             yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, first=first,
-                                      **said).run(), path)
+                                      after_first=path.after_first, **said).run(), path)
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None

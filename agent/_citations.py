@@ -1,33 +1,87 @@
 """Checking citations: every `[n]` in an answer is matched to the n-th tool result of that answer.
 
-A citation is verified when the result exists and did not fail. When the answer quotes words
-right before the marker ("..." or “...”), the quote must occur verbatim (whitespace aside) in one
-of that result's sources or in the result text itself; a quote made with the browser's `quote`
-tool is its own evidence. Markers that point at nothing are kept and marked unverified, never
-dropped.
+A citation is verified (shown ✓) only when the cited result supports what the answer says there:
+- the result exists and did not fail;
+- one of its sources (a search hit, a passage, an open document; the result text for a tool
+  without sources) holds the sentence the marker sits in: its figures all occur there, and one
+  of its figures or names (support.holds); a quote right before the marker ("..." or “...”)
+  must occur there verbatim (whitespace aside), and a quote made with the browser's `quote` tool
+  is its own evidence;
+- that source is about the question: it shares a word or a figure with it (support.relevant).
+  A calculator's `0.1` is never shown as the answer to "How long do refunds take?".
+The citation names the source that holds the sentence (a search result's matching hit, not its
+first one). Markers that point at nothing, or at a result that does not hold the sentence, are
+kept and marked unverified with the reason, never dropped.
 
 Small models often state a tool's fact without any marker ("Leo Tolstoy", "7006652"). Such facts
-(numbers, names, quoted words) found verbatim in a result the answer did not cite get an
-`inferred` citation, so the user still sees where each fact came from.
+(numbers, names, quoted words) found verbatim in a relevant result the answer did not cite get
+an `inferred` citation, so the user still sees where each fact came from.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import regex
 
 from ._events import Citation, ToolCall, ToolResult
+from ._support import holds, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
-# a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
 _FACT = regex.compile(r"\d[\d,.]*\d|\d{2,}|\p{Lu}\p{Ll}+(?:\s+(?:of\s+|the\s+|de\s+)?\p{Lu}\p{Ll}+)+")
+# a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
 _QUOTE = regex.compile(r'(?:"([^"\n]{3,400})"|“([^”\n]{3,400})”)\W{0,3}$')
+# where the sentence of a marker begins (looking back) and ends (looking ahead)
+_BACK = regex.compile(r"(?:[.!?](?=\s)|\n|\[\d{1,3}\])(?!.*(?:[.!?](?=\s)|\n|\[\d{1,3}\]))", regex.S)
+_AHEAD = regex.compile(r"[.!?](?:\s|$)|\n|\[\d{1,3}\]")
 
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult]) -> list[Citation]:
+def _sentence(answer: str, start: int, end: int) -> tuple[str, str]:
+    """The words of the marker's sentence before it, and after it up to the sentence's end."""
+    before = answer[max(0, start - 600):start]
+    back = _BACK.search(before)
+    head = before[back.end():] if back else before
+    after = answer[end:end + 600]
+    ahead = _AHEAD.search(after)
+    return head, after[:ahead.start()] if ahead else after
+
+
+def _evidence(result: ToolResult) -> list[dict[str, Any]]:
+    """What a result offers as evidence: its sources, or its own text for a tool with none."""
+    if result.sources:
+        return [s for s in result.sources if s.get("text")] or [{"text": result.content}]
+    return [{"text": result.content}]
+
+
+def _supporting(claim: str, question: str, result: ToolResult, quote: str, asked: str) -> tuple[dict[str, Any] | None, str]:
+    """The source of `result` that holds `claim` and is about the question (with `asked`, the
+    call's arguments: `2+2` makes a calculator's `4` about "What is 2+2?"), or None and why not."""
+    candidates = _evidence(result)
+    if quote:
+        candidates = [s for s in candidates if _norm(quote) in _norm(s.get("text", ""))]
+        if not candidates and _norm(quote) in _norm(result.content):
+            candidates = [{"text": result.content}]
+        if not candidates:
+            return None, "the quote does not occur in the cited result"
+    about = [s for s in candidates if relevant(question, f"{s.get('title', '')} {s.get('text', '')} {asked}")]
+    if not about:
+        return None, "the cited result is not about the question"
+    for source in about:
+        said = holds(claim, question, source.get("text", ""))
+        if said or (said is None and quote):
+            return source, ""
+        if said is None:
+            return None, "the sentence states nothing the result could support"
+    return None, "the cited result does not hold what the sentence states"
+
+
+def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult], question: str = "") -> list[Citation]:
+    """The citations of `answer`, checked against `results` (see the module docstring);
+    `question`: the user's question, against which a source's relevance is judged."""
     by_id = {c.id: c for c in calls}
     out: list[Citation] = []
     seen: dict[int, Citation] = {}
@@ -44,32 +98,28 @@ def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult
             call = by_id.get(r.id)
             first = r.sources[0] if r.sources else {}
             citation = Citation(
-                n,
-                not r.error,
-                tool=r.name,
-                arguments=call.arguments if call else {},
-                sources=r.sources,
-                source_id=first.get("id", ""),
-                title=first.get("title", ""),
-                location=first.get("location", ""),
-                quote=quote,
-                reason="" if not r.error else "the tool failed",
+                n, False, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
+                source_id=first.get("id", ""), title=first.get("title", ""), location=first.get("location", ""),
+                quote=quote, reason="the tool failed" if r.error else "",
             )
-            if quote and citation.verified:
-                hit = next((s for s in r.sources if _norm(quote) in _norm(s.get("text", ""))), None)
-                if hit is None and _norm(quote) not in _norm(r.content):
-                    citation.verified = False
-                    citation.reason = "the quote does not occur in the cited result"
-                elif hit is not None:
-                    citation.source_id = hit["id"]
-                    citation.title, citation.location = hit.get("title", ""), hit.get("location", "")
+            if not r.error:
+                head, tail = _sentence(answer, m.start(), m.end())
+                claim = head if holds(head, question, "") is not None else head + tail
+                asked = " ".join(str(v) for v in (call.arguments.values() if call else ()))
+                source, why = _supporting(claim, question, r, quote, asked)
+                citation.verified, citation.reason = source is not None, why
+                if source is not None and source.get("id"):
+                    citation.source_id = source["id"]
+                    citation.title, citation.location = source.get("title", ""), source.get("location", "")
         seen.setdefault(n, citation)  # a later, quoted use of the same marker is checked too
         out.append(citation)
-    return out + _inferred(answer, calls, results, set(seen))
+    return out + _inferred(answer, calls, results, set(seen), question)
 
 
-def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cited: set[int]) -> list[Citation]:
+def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cited: set[int],
+              question: str) -> list[Citation]:
     facts = list(dict.fromkeys(m.group(0) for m in _FACT.finditer(_MARKER.sub("", answer))))
+    facts = [f for f in facts if f not in question]  # what the question says is no finding
     by_id = {c.id: c for c in calls}
     out = []
     for r in results:
@@ -79,7 +129,9 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         args = " ".join(str(v) for v in (call.arguments.values() if call else ()))
         for fact in facts:
             if fact in r.content and fact not in args:  # found by the tool, not just echoed back
-                hit = next((s for s in r.sources if fact in s.get("text", "")), r.sources[0] if r.sources else {})
+                hit = next((s for s in _evidence(r) if fact in s.get("text", "")), {})
+                if not relevant(question, f"{hit.get('title', '')} {hit.get('text', r.content)} {args}"):
+                    continue
                 out.append(Citation(
                     r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
                     source_id=hit.get("id", ""), title=hit.get("title", ""), location=hit.get("location", ""),

@@ -174,16 +174,17 @@ class Family:
         return f"call_{n}"
 
     # -- results -----------------------------------------------------------------------------
-    def result_text(self, items: list[tuple[str, str, str]], nudge: str = "") -> str:
+    def result_text(self, items: list[tuple[str, str, str]], nudge: str = "", always: bool = False) -> str:
         """The results as the text of one user message (what a message-level backend sends)."""
-        return "".join(p.text for p in self._result_blocks(items, nudge if not self.native_tools else ""))
+        return "".join(p.text for p in self._result_blocks(items, nudge if always or not self.native_tools else ""))
 
-    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "") -> list[Piece]:
+    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "", always: bool = False) -> list[Piece]:
         """Results as data: delimited, labelled with their source. `items`: (label, content, call id).
 
         `nudge` follows the results in the same turn where the template does not know tool turns
-        (without it SmolLM2, never trained on tool turns, answers a result by writing the same call again)."""
-        blocks = self._result_blocks(items, nudge if not self.native_tools else "")
+        (without it SmolLM2, never trained on tool turns, answers a result by writing the same call
+        again), and in every template if `always` (the lookup path restates the question there)."""
+        blocks = self._result_blocks(items, nudge if always or not self.native_tools else "")
         return [Piece(self.assistant_to_user, True), *blocks, Piece(self.user_to_assistant, True)]
 
     def _result_blocks(self, items: list[tuple[str, str, str]], nudge: str) -> list[Piece]:
@@ -224,11 +225,13 @@ class Llama3(Family):
         names = {t.name for t in tools}
         return {"builtin_tools": [b for b, (ours, _) in BUILTINS.items() if ours in names]}
 
-    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "") -> list[Piece]:
+    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "", always: bool = False) -> list[Piece]:
         pieces: list[Piece] = []
         for label, content, _ in items:
             pieces += [Piece(f"<|start_header_id|>ipython<|end_header_id|>\n\n{label}\n", True),
                        Piece(content, False), Piece("<|eot_id|>", True)]
+        if always and nudge:  # said by the user, after the results
+            pieces.append(Piece(f"<|start_header_id|>user<|end_header_id|>\n\n{nudge}<|eot_id|>", True))
         return pieces + [Piece("<|start_header_id|>assistant<|end_header_id|>\n\n", True)]
 
 
@@ -255,13 +258,13 @@ class Mistral(Family):
     def call_id(self, n: int) -> str:
         return f"call{n:05d}"
 
-    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "") -> list[Piece]:
+    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "", always: bool = False) -> list[Piece]:
         pieces: list[Piece] = []
         for label, content, call_id in items:
             pieces += [Piece('[TOOL_RESULTS] {"content": ', True),
                        Piece(json.dumps(f"{label}\n{content}", ensure_ascii=False), False),
                        Piece(f', "call_id": "{call_id}"}}[/TOOL_RESULTS]', True)]
-        return pieces
+        return pieces + _user_nudge(nudge, always)
 
 
 @register
@@ -282,12 +285,17 @@ class Mistral11(Mistral):
                        Piece("[ARGS]", True), Piece(json.dumps(c.arguments, ensure_ascii=False), False)]
         return pieces
 
-    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "") -> list[Piece]:
+    def result_pieces(self, items: list[tuple[str, str, str]], nudge: str = "", always: bool = False) -> list[Piece]:
         pieces: list[Piece] = []
         for label, content, call_id in items:
             pieces += [Piece("[TOOL_RESULTS]", True), Piece(call_id, False), Piece(f"[TOOL_CONTENT]{label}\n", True),
                        Piece(content, False), Piece("[/TOOL_RESULTS]", True)]
-        return pieces
+        return pieces + _user_nudge(nudge, always)
+
+
+def _user_nudge(nudge: str, always: bool) -> list[Piece]:
+    """Mistral's results end the tool turn; a nudge that must be said is the user's next turn."""
+    return [Piece(f"[INST] {nudge}[/INST]", True)] if always and nudge else []
 
 
 def read_call(item: Any, args_key: str, tools: dict[str, Tool], allowed: list[Tool]) -> Call:

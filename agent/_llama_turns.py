@@ -172,9 +172,9 @@ class LlamaTurns:
             raise Stop("context", f"no room left in the context ({self.b.n_ctx} tokens) for a tool result")
         return [self._truncate(c, budget) for c in contents]
 
-    def insert(self, items: list[tuple[str, str, str]], nudge: str) -> None:
+    def insert(self, items: list[tuple[str, str, str]], nudge: str, always: bool = False) -> None:
         before = len(self.ctx)
-        self.ctx += self.encode(self.fam.result_pieces(items, nudge))
+        self.ctx += self.encode(self.fam.result_pieces(items, nudge, always))
         self.usage.inserted_tokens += len(self.ctx) - before
 
     def finish(self, usage: Usage) -> str | None:

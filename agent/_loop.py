@@ -79,7 +79,7 @@ class Turns(Protocol):
 
     def fit(self, contents: list[str]) -> list[tuple[str, bool]]: ...
 
-    def insert(self, items: list[tuple[str, str, str]], nudge: str) -> None: ...
+    def insert(self, items: list[tuple[str, str, str]], nudge: str, always: bool = False) -> None: ...
 
     def finish(self, usage: Usage) -> str | None: ...
 
@@ -103,12 +103,15 @@ class Answer:
 
     def __init__(self, turns: Turns, tools: list[Tool], options: Options, *, cancel: threading.Event | None = None,
                  asked: str = "", request: str = "", given: str = "", judge: Judge | None = None,
-                 first: list[Call] | None = None) -> None:
+                 first: list[Call] | None = None, after_first: str = "") -> None:
         """`asked`: the user's words (every turn but the system prompt), for the injection guard and
         unstated values; `request`: the latest of them, for the call check; `given`: the user's own
         system prompt; `judge`: the call check, where the backend has one; `first`: calls made
-        before the model writes anything (the lookup path searches on the question first)."""
+        before the model writes anything (the lookup path searches on the question first);
+        `after_first`: said after their results in every chat template (the lookup path restates
+        the question there, where a small model reads best)."""
         self.first = list(first or [])
+        self.after_first = after_first if self.first else ""
         self.turns, self.opt, self.judge = turns, options, judge
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
@@ -209,7 +212,7 @@ class Answer:
         self.usage.tool_calls = len(self.calls)
         prompt = self.turns.finish(self.usage)
         self.timings["total_s"] = time.perf_counter() - self.t0
-        citations = check_citations("".join(self.answer), self.calls, self.results)
+        citations = check_citations("".join(self.answer), self.calls, self.results, self.request)
         returned = [r.content for r in self.results if not r.error] + self.inline_texts
         said = "".join(self.answer)
         if (reason == "stop" and (self.results or self.inline_texts) and self.opt.unsupported_notice
@@ -331,7 +334,8 @@ class Answer:
             label = f"[{n}] {call.name or 'tool'}" + (" (error)" if error else "")
             items.append((label, content, call.id))
             results.append(ToolResult(call.id, call.name, content, n, error, truncated, duration, sources))
-        self.turns.insert(items, nudge([r.source for r in results]))
+        said, self.after_first = self.after_first, ""  # the first results' own nudge, once
+        self.turns.insert(items, said or nudge([r.source for r in results]), always=bool(said))
         self.results += results
         self.result_texts += [" ".join(r.content.split()) for r in results]
         if self.opt.injection_guard:

@@ -116,13 +116,13 @@ class OpenAITurns:
     def fit(self, contents: list[str]) -> list[tuple[str, bool]]:
         return [_truncate(c, self.opt.max_tool_output_tokens) for c in contents]
 
-    def insert(self, items: list[tuple[str, str, str]], nudge: str) -> None:
+    def insert(self, items: list[tuple[str, str, str]], nudge: str, always: bool = False) -> None:
         assert self._pending is not None, "insert() follows a turn with calls"
         text, calls, sids, raws = self._pending
         self._pending = None
         sids = [sid or our for sid, (_, _, our) in zip(sids, items)]
         self._write_calls(text, calls, sids, raws)
-        self._write_results(items, sids, nudge)
+        self._write_results(items, sids, nudge, always)
 
     def finish(self, usage: Usage) -> str | None:
         if not self._reported_usage:
@@ -327,13 +327,16 @@ class OpenAITurns:
         self.usage.call_tokens += -(-written // CHARS_PER_TOKEN)
         self.usage.inserted_tokens += -(-written // CHARS_PER_TOKEN)
 
-    def _write_results(self, items: list[tuple[str, str, str]], sids: list[str], nudge: str) -> None:
+    def _write_results(self, items: list[tuple[str, str, str]], sids: list[str], nudge: str, always: bool) -> None:
         if self.native:
             for (label, content, _), sid in zip(items, sids):
                 self.msgs.append({"role": "tool", "tool_call_id": sid, "content": f"{label}\n{content}"})
             added = sum(len(label) + 1 + len(content) for label, content, _ in items)
+            if always and nudge:  # said by the user after the results
+                self.msgs.append({"role": "user", "content": nudge})
+                added += len(nudge)
         else:  # the generic family's result turn, with its nudge
-            self.msgs.append({"role": "user", "content": self.family.result_text(items, nudge)})
+            self.msgs.append({"role": "user", "content": self.family.result_text(items, nudge, always)})
             added = len(self.msgs[-1]["content"])
         self.usage.inserted_tokens += -(-added // CHARS_PER_TOKEN)
 

@@ -31,7 +31,7 @@ from tooltoken.tools.calculator import worked_calculator
 
 from ._router import Route
 
-__all__ = ["LOOKUP_HINT", "MATH_SYSTEM", "POLICIES", "Path", "choose"]
+__all__ = ["LOOKUP_SYSTEM", "MATH_SYSTEM", "POLICIES", "Path", "choose", "reread"]
 
 Policy = Literal["routed", "plain"]
 POLICIES: tuple[Policy, ...] = ("routed", "plain")
@@ -43,12 +43,13 @@ MATH_SYSTEM = (
     "clock times are written H:MM and durations Nh Mm or N min; the last line `answer = ...`. Write "
     "only the program: the calculator runs it and shows every value."
 )
-LOOKUP_HINT = (
-    " Answer from the search results: state the answer itself first, in one or two sentences, and cite "
+LOOKUP_SYSTEM = (
+    "Answer from the search results: state the answer itself first, in one short sentence, and cite "
     "the result it came from as [n]. If the results do not say, say that they do not."
 )
 LOOKUP_TOOLS = ("retrieve", "search")
 QUERY_CHARS = 200  # of the question, as the first search's query (the search tool's own bound)
+REREAD_CHARS = 500  # of the question, restated after the first results
 # Qwen2.5 boxes its answers in LaTeX (`\(\boxed{190}\)`) whatever the prompt says; the math
 # path's answer is plain text, so a backslash or an opening `\(` or `$\` is never sampled there
 LATEX = (" \\(", "\\(", "\\[", " \\", "\\", " $\\", "$\\")
@@ -66,8 +67,21 @@ class Path:
     hint: bool = True  # add the framework's tool-use hint to the system prompt
     tool_choice: str | list[str] = "auto"
     first: tuple[tuple[str, dict], ...] = ()  # calls made on the question before the model writes
+    after_first: str = ""  # said after the first calls' results (reread)
+    runs: list[Tool] = field(default_factory=list)  # not declared, but run if called (a second look)
     ban: tuple[str, ...] = ()  # text the answer may not write (in-process backends)
     last_line: bool = False  # the answer ends with the line after a program's output
+
+
+def reread(question: str, results: int) -> str:
+    """What the lookup path says after its `results` first results: the question again, right
+    where the model starts to answer (a small reader's commonest failure is to ignore its
+    context)."""
+    marks = ", ".join(f"[{n}]" for n in range(1, results + 1))
+    text = " ".join(question.split())
+    if len(text) > REREAD_CHARS:
+        text = text[:REREAD_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"Answer my question from the search results {marks}, and cite the one you use: {text}"
 
 
 def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_level: bool = True,
@@ -85,12 +99,15 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
             return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True)
         return Path("math", [calculator], [], None)
     lookup = [name for name in LOOKUP_TOOLS if name in by_name]
-    if route == "lookup" and lookup:
-        declared = [t for t in tools if t.name != CALCULATOR]  # facts are not computed
-        query = " ".join(question.split())[:QUERY_CHARS]
-        first = tuple((name, {"query": query}) for name in lookup) if query else ()
-        return Path("lookup", declared, [t for t in inline if t.name != CALCULATOR], LOOKUP_HINT,
-                    tool_choice="auto" if first else [lookup[0]], first=first)
+    query = " ".join(question.split())[:QUERY_CHARS]
+    if route == "lookup" and lookup and query:
+        # sources first, then an answer read from them: no tool declared (a lean prompt; the
+        # default model narrated its tool use and browsed aimlessly when they were), the
+        # question restated after the results; the browse tools still run if called
+        first = tuple((name, {"query": query}) for name in lookup)
+        others = [t for t in tools if t.name != CALCULATOR]  # facts are not computed
+        return Path("lookup", [], [t for t in inline if t.name != CALCULATOR], LOOKUP_SYSTEM, hint=False,
+                    first=first, after_first=reread(question, len(first)), runs=others)
     if route is None:
         return Path(None, list(tools), list(inline))
     return Path("direct", list(tools), list(inline))

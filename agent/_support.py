@@ -32,13 +32,16 @@ from fractions import Fraction
 
 import regex
 
-__all__ = ["claims", "supported"]
+from tooltoken.tools.search import STOPWORDS
+
+__all__ = ["claims", "holds", "relevant", "supported"]
 
 _FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
 _NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
 _NAME = regex.compile(r"\b\p{Lu}[\p{Ll}'’-]{2,}(?:\s+(?:of\s+|the\s+|de\s+|da\s+|von\s+)?\p{Lu}[\p{Ll}'’-]+)*")
 _MARKER = regex.compile(r"\[\d{1,3}\]")
+_WORD = regex.compile(r"\w{3,}")
 # capitalised words that start sentences and name nothing
 _COMMON = frozenset("""The This That These Those There Their They Then Thus Therefore Here His Her Its It
 He She We You Your Our And But Yes No Not None Answer Total Result Results Step Steps First Second Third
@@ -78,6 +81,37 @@ def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
     """(figures, names) the answer states that the question does not."""
     said = _MARKER.sub(" ", _FENCED.sub(" ", answer))
     return _figures(said) - _figures(question), _names(said) - _names(question)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def holds(text: str, question: str, evidence: str) -> bool | None:
+    """Does `evidence` hold what `text` (one sentence of an answer) states beyond the question?
+    Its figures must all occur there, and one of its figures or names; a sentence with neither
+    needs half of its own words there. None: the sentence states nothing beyond the question."""
+    figures, names = claims(text, question)
+    if not figures and not names:
+        words = _words(_MARKER.sub(" ", _FENCED.sub(" ", text))) - _words(question)
+        if not words:
+            return None
+        return 2 * len(words & _words(evidence)) >= len(words)
+    found = _figures(evidence)
+    if any(f not in found and not _clock_parts(f) <= found for f in figures):
+        return False
+    low = evidence.lower()
+    return bool(figures) or any(name in low for name in names)
+
+
+def relevant(question: str, evidence: str) -> bool:
+    """Is `evidence` about the question at all: does it share a word (not a stop word) or a
+    figure with it? A calculator's `1000 / 10000 = 0.1` is not about "How long do refunds
+    take?", whatever figure an answer copies from it. An empty question: everything is."""
+    words = _words(question)
+    if not words and not _figures(question):
+        return True
+    return bool(words & _words(evidence)) or bool(_figures(question) & _figures(evidence))
 
 
 def supported(answer: str, question: str, results: Iterable[str]) -> bool | None:

@@ -58,7 +58,7 @@ def test_search_lists_ids_titles_snippets(browser: Browser) -> None:
     assert isinstance(out, ToolOutput)
     lines = out.content.splitlines()
     assert lines[0] == 'Results for "who wrote war and peace":'
-    assert lines[1] == "[1] War and Peace (id: doc:war)"
+    assert lines[1] == "- War and Peace (id: doc:war)"  # unnumbered: [n] names a tool result
     assert lines[2] == "    War and Peace is a novel by Leo Tolstoy, published in 1869."
     assert f"Source: {ATTRIBUTION}" in lines
     assert [s.id for s in out.sources] == [h.id for h in browser.results]

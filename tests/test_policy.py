@@ -9,7 +9,7 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
-from tooltoken._policy import LOOKUP_HINT, MATH_SYSTEM
+from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM
 from tooltoken.tools import Browser, Document, Hit
 from tooltoken.tools.calculator import calculator
 
@@ -87,11 +87,15 @@ def test_lookup_path_searches_the_question_first_then_answers_with_a_citation():
     final = events[-1]
     assert final.route == "lookup" and final.answer == "Leo Tolstoy wrote it [1]."
     assert [c.verified for c in final.citations][:1] == [True]
+    assert final.citations[0].source_id == "tolstoy" and final.citations[0].title == "War and Peace"
     prompt = prompt_of(backend)
-    assert LOOKUP_HINT.strip() in prompt
-    assert '"name": "calculator"' not in prompt and '"name": "search"' in prompt  # facts are not computed
-    # the model saw the search as its own call, then the result, before writing a word
+    assert LOOKUP_SYSTEM in prompt
+    assert "<tools>" not in prompt  # a lean prompt: nothing declared, facts are not computed
+    # the model saw the search as its own call, then the result and the question again,
+    # before writing a word
     assert prompt.rstrip().endswith("<|im_start|>assistant") and "<tool_response>" in prompt
+    assert "</tool_response>\nAnswer my question from the search results [1], and cite the one you use: " \
+        "Who wrote War and Peace?<|im_end|>" in prompt
 
 
 def test_lookup_path_says_when_the_sources_do_not_hold_it():

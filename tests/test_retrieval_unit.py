@@ -177,7 +177,7 @@ def test_retrieve_tool_output_and_sources():
     assert t.name == "retrieve" and t.parameters["required"] == ["query"]
     out = t.invoke({"query": "vectors", "k": 50})
     assert store.calls[0][1] == 30  # k clamped to 10, candidates 30
-    assert "[1] Title a (id: a)" in out.content and "    /d/a.md:1-3" in out.content
+    assert "- Title a (id: a, /d/a.md:1-3)" in out.content  # unnumbered: [n] names a tool result
     assert "    Second line." in out.content
     (src,) = out.sources
     assert (src.id, src.title, src.location, src.text) == ("a", "Title a", "/d/a.md:1-3", "Milvus stores vectors.\nSecond line.")

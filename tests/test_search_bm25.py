@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tooltoken.tools import ConfigError, ToolError
-from tooltoken.tools.search import BM25Search, Document, Hit, SearchBackend, SearchError, _stemmer, _tokenize
+from tooltoken.tools.search import BM25Search, Document, Hit, SearchBackend, SearchError, _stemmer, _tokenize, passage
 
 pytestmark = pytest.mark.unit
 
@@ -50,13 +50,26 @@ def test_hits_carry_ids_titles_snippets_and_attribution(index: BM25Search) -> No
     top = hits[0]
     assert (top.id, top.title, top.location) == ("doc:tolstoy", "Leo Tolstoy", "https://example.org/tolstoy")
     assert top.attribution == "Example Encyclopedia, CC BY-SA"
-    assert top.snippet == "He wrote War and Peace and Anna Karenina."  # the sentence that matched most
+    # the first sentence, and the one that matched most
+    assert top.snippet == "Leo Tolstoy was a Russian writer. He wrote War and Peace and Anna Karenina."
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert all(h.score > 0 for h in hits)
 
 
-def test_snippet_picks_the_matching_line(index: BM25Search) -> None:
-    assert index.search("Himalayas range")[0].snippet == "It lies in the Mahalangur Himal range of the Himalayas."
+def test_snippet_is_the_first_sentence_and_the_matching_ones(index: BM25Search) -> None:
+    assert index.search("Himalayas range")[0].snippet == (
+        "Mount Everest is Earth's highest mountain above sea level. It lies in the Mahalangur Himal range of the Himalayas.")
+
+
+def test_passage_keeps_a_description_line_cuts_and_skips_unmatched_sentences() -> None:
+    text = "Ship canal in Russia\nThe canal is a man-made ship canal. It opened in 1933. It is 227 km long. Tolls apply."
+    assert passage(text, {"opened"}, chars=100) == "Ship canal in Russia The canal is a man-made ship canal. It opened in 1933."
+    assert passage(text, {"xyzzy"}, chars=100) == "Ship canal in Russia The canal is a man-made ship canal."
+    assert passage(text, {"opened", "long", "tolls"}, sentences=2, chars=100) == (
+        "Ship canal in Russia The canal is a man-made ship canal. It opened in 1933. It is 227 km long.")
+    assert passage("word " * 500, {"word"}, chars=30).endswith(" …") and len(passage("word " * 500, {"word"}, chars=30)) <= 32
+    assert passage("", {"x"}) == ""
+    assert passage(text, {"xyzzy"}) == " ".join(text.split())  # short enough: whole
 
 
 def test_scores_match_brute_force_bm25(index: BM25Search) -> None:

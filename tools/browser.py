@@ -2,7 +2,7 @@
 
     >>> browser = Browser(backend)                       # doctest: +SKIP
     >>> print(browser.search("war and peace author").content)   # doctest: +SKIP
-    [1] War and Peace (id: enwiki:War_and_Peace)
+    - War and Peace (id: enwiki:War_and_Peace)
         War and Peace is a literary work by the Russian author Leo Tolstoy. ...
     >>> browser.open("1").content.splitlines()[3]        # doctest: +SKIP
     'L1: War and Peace is a literary work by the Russian author Leo Tolstoy. It is regarded ...'
@@ -12,7 +12,9 @@
 One `Browser` per answer: it holds the last results and the open document. `Browser.tools()`
 gives the four `Tool`s for the controller. Every output is a `ToolOutput` whose `Source`s carry
 the backend's stable ids, so the controller can number and check citations:
-- search: one source per hit (text = the snippet shown);
+- search: one source per hit (text = the passage shown: the hit's first sentence and the ones
+  that match the query). Hits are not numbered: an answer's `[n]` names the n-th tool result,
+  and a citation of a search result is checked against each of its hits;
 - open and find: the document (text = the whole document, location = URL plus the line range);
 - quote: the document, with the quoted span as text and its lines in the location. A quote is
   accepted only if it occurs verbatim in the open document; only whitespace is normalised
@@ -60,7 +62,7 @@ class _Page:
 class Browser:
     """Browsing state for one answer over a `SearchBackend` (see the module docstring)."""
 
-    def __init__(self, backend: SearchBackend, *, k: int = 5, page_lines: int = 30, width: int = 100) -> None:
+    def __init__(self, backend: SearchBackend, *, k: int = 3, page_lines: int = 30, width: int = 100) -> None:
         self.backend = backend
         self.k = k
         self.page_lines = page_lines
@@ -81,8 +83,8 @@ class Browser:
         if not self.results:
             return ToolOutput(f'No results for "{query}". Try other or fewer words.')
         out = [f'Results for "{query}":']
-        for n, hit in enumerate(self.results, 1):
-            out.append(f"[{n}] {hit.title} (id: {hit.id})")
+        for hit in self.results:  # unnumbered: `[n]` in an answer names a tool result, not a hit
+            out.append(f"- {hit.title} (id: {hit.id})")
             if hit.snippet:
                 out.append(f"    {hit.snippet}")
         out += _attribution_lines({h.attribution for h in self.results})
@@ -141,7 +143,7 @@ class Browser:
         """The four actions as `Tool`s named search, open, find and quote."""
 
         def search(query: Annotated[str, Field(max_length=_MAX_QUERY)]) -> ToolOutput:
-            """Search the knowledge base. Returns numbered results with ids, titles and snippets.
+            """Search the knowledge base. Returns results with ids, titles and passages.
 
             query: a few keywords that name what the question asks about
             """
@@ -150,7 +152,7 @@ class Browser:
         def open(id: str, page: int = 1) -> ToolOutput:
             """Open a search result and read it as numbered lines (long documents have pages).
 
-            id: the id of a result from the last search, or its number such as "1"
+            id: the id of a result from the last search
             page: which page of the document to show, starting at 1
             """
             return self.open(id, page)

@@ -9,7 +9,8 @@
     >>> Browser(RetrieverBackend(retriever)).tools()         # search/open/find/quote  # doctest: +SKIP
 
 `retrieve(query, k)` runs a hybrid search (tooltoken.retrieval.Retriever) and returns the
-passages as numbered text, one `Source` per passage: id = the chunk id (stable while its text
+passages (each cut to its first sentence and the ones that match the query), one `Source` per
+passage: id = the chunk id (stable while its text
 is), title = the section it sits in, location = `path:first-last line`, text = the passage, which
 is what a quote must occur in. `RetrieverBackend` is the same search behind the browser's
 `SearchBackend` seam: `search` gives `Hit`s, `get(id)` the passage as a `Document`, so the
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import ToolArgumentError, ToolError
 from ._tool import Source, Tool, ToolOutput, tool
-from .search import Document, Hit, SearchError
+from .search import PASSAGE_CHARS, Document, Hit, SearchError, passage, query_terms
 
 if TYPE_CHECKING:
     from tooltoken.retrieval import Retriever, SearchResult
@@ -35,9 +36,9 @@ __all__ = ["RetrieverBackend", "retriever_tool"]
 def retriever_tool(retriever: Retriever, *, name: str = "retrieve", max_k: int = 10) -> Tool:
     """The `retrieve(query, k)` tool over `retriever`; `k` is clamped to 1..`max_k`."""
 
-    def retrieve(query: str, k: int = 5) -> ToolOutput:
+    def retrieve(query: str, k: int = 3) -> ToolOutput:
         """Search the user's own indexed documents (notes, manuals, papers). Returns the most
-        relevant passages with their ids, files and line ranges; cite them by number.
+        relevant passages with their ids, files and line ranges.
 
         query: what to look for, as a few keywords or a question
         k: how many passages to return (1 to 10)
@@ -45,10 +46,11 @@ def retriever_tool(retriever: Retriever, *, name: str = "retrieve", max_k: int =
         results = _search(retriever, query, max(1, min(int(k), max_k)))
         if not results:
             return ToolOutput(f'No passages in the indexed documents match "{query.strip()}". Try other words.')
+        terms = query_terms(query)
         lines = [f'Passages for "{" ".join(query.split())}":']
-        for n, r in enumerate(results, 1):
+        for r in results:  # unnumbered: `[n]` in an answer names a tool result, not a passage
             c = r.chunk
-            lines += [f"[{n}] {c.title} (id: {c.id})", f"    {c.location}", _indent(c.text)]
+            lines += [f"- {c.title} (id: {c.id}, {c.location})", _indent(passage(c.text, terms, sentences=4, chars=PASSAGE_CHARS * 2, lines=True))]
         return ToolOutput("\n".join(lines), [_source(r) for r in results])
 
     return tool(retrieve, name=name)
@@ -57,18 +59,15 @@ def retriever_tool(retriever: Retriever, *, name: str = "retrieve", max_k: int =
 class RetrieverBackend:
     """A `SearchBackend` (tools/search.py) over a `Retriever`: hits are passages of indexed files."""
 
-    def __init__(self, retriever: Retriever, *, snippet_chars: int = 300) -> None:
+    def __init__(self, retriever: Retriever, *, snippet_chars: int = PASSAGE_CHARS) -> None:
         self.retriever = retriever
         self.snippet_chars = snippet_chars
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
-        hits = []
+        hits, terms = [], query_terms(query)
         for r in _search(self.retriever, query, k, error=SearchError):
             c = r.chunk
-            snippet = " ".join(c.text.split())
-            if len(snippet) > self.snippet_chars:
-                snippet = snippet[: self.snippet_chars].rsplit(" ", 1)[0] + " …"
-            hits.append(Hit(c.id, c.title, snippet, r.score, c.location))
+            hits.append(Hit(c.id, c.title, passage(c.text, terms, chars=self.snippet_chars), r.score, c.location))
         return hits
 
     def get(self, id: str) -> Document:

@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, ToolError
 
-__all__ = ["BM25Search", "Document", "Hit", "ProgressFn", "SearchBackend", "SearchError"]
+__all__ = ["BM25Search", "Document", "Hit", "ProgressFn", "SearchBackend", "SearchError", "passage", "query_terms"]
 
 #: Called as progress(stage, done, total) while something long runs; stages are short words
 #: such as "download", "tokenize", "index", "save". A hook, never printed by the library.
@@ -41,7 +41,14 @@ ProgressFn = Callable[[str, int, int], None]
 _FORMAT = "tooltoken-bm25/1"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_SNIPPET_CHARS = 300
+#: English words that carry no topic (question words, auxiliaries, pronouns, prepositions)
+STOPWORDS = frozenset("""a about after all also an and any are as at be been before being but by can could
+did do does during each for from had has have he her his how i if in into is it its itself me more most my
+no not of on once only or other our out over own same she should so some such than that the their them
+then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your many much one first name named called known""".split())
+PASSAGE_SENTENCES = 2  # beside the first sentence
+PASSAGE_CHARS = 450
 
 
 class SearchError(ToolError):
@@ -241,18 +248,46 @@ def _tokenize(text: str, stem: Callable[[list[str]], list[str]]) -> list[str]:
     return stem(_TOKEN.findall(text.lower()))
 
 
+def query_terms(query: str) -> set[str]:
+    """A query's words as `passage` compares them: lower-cased, without stop words (unstemmed:
+    for backends without the BM25 stemmer)."""
+    return {w for w in _TOKEN.findall(query.lower()) if w not in STOPWORDS}
+
+
 def _snippet(text: str, terms: set[str], stem: Callable[[list[str]], list[str]]) -> str:
-    """The sentence sharing most terms with the query (earliest on ties), cut to a few hundred
-    characters, so the model sees why the document matched."""
-    best, best_score = "", -1
-    for sentence in _SENTENCE.split(text):
-        sentence = " ".join(sentence.split())
-        score = len(terms.intersection(_tokenize(sentence, stem)))
-        if score > best_score:
-            best, best_score = sentence, score
-    if len(best) > _SNIPPET_CHARS:
-        best = best[:_SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
-    return best
+    """The passage of `text` that shows why it matched: its first sentence and the
+    `PASSAGE_SENTENCES` sentences sharing most terms with the query (earliest on ties), in the
+    document's order, cut to `PASSAGE_CHARS` characters."""
+    return passage(text, terms, stem)
+
+
+def passage(text: str, terms: set[str], stem: Callable[[list[str]], list[str]] | None = None, *,
+            sentences: int = 0, chars: int = 0, lines: bool = False) -> str:
+    """The sentences of `text` that matter to a query whose (stemmed) words are `terms`: the
+    first sentence (a lead's definition, with its dates and places; with the short description
+    line or heading before it) and the `sentences` others sharing most terms, in the document's
+    order, at most `chars` characters; a text that fits in `chars` whole. Small readers answer from
+    a short context on target far better than from whole documents (docs/results.md)."""
+    sentences, chars = sentences or PASSAGE_SENTENCES, chars or PASSAGE_CHARS
+    stem = stem or _plain
+    parts = [" ".join(p.split()) for p in _SENTENCE.split(text)]
+    parts = [p for p in parts if p]
+    if len(" ".join(parts)) <= chars:  # short enough to show whole (`lines`: line by line)
+        return ("\n" if lines else " ").join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    # the first sentence, and a short description line or heading before it
+    lead = {0, 1} if len(parts) > 1 and not parts[0].endswith((".", "!", "?")) else {0}
+    scores = [len(terms.intersection(_tokenize(p, stem))) for p in parts]
+    best = sorted((n for n in range(len(parts)) if scores[n] and n not in lead),
+                  key=lambda n: (-scores[n], n))[:sentences]
+    keep = sorted(lead | set(best))
+    out = " ".join(parts[n] for n in keep)
+    if len(out) > chars:
+        out = out[:chars].rsplit(" ", 1)[0] + " …"
+    return out
+
+
+def _plain(words: list[str]) -> list[str]:
+    return words
 
 
 def _read_manifest(index_dir: Path) -> dict[str, Any] | None:
