@@ -14,8 +14,10 @@ first one). Markers that point at nothing, or at a result that does not hold the
 kept and marked unverified with the reason, never dropped.
 
 Small models often state a tool's fact without any marker ("Leo Tolstoy", "7006652"). Such facts
-(numbers, names, quoted words) found verbatim in a relevant result the answer did not cite get
-an `inferred` citation, so the user still sees where each fact came from.
+(numbers, names, quoted words) found verbatim in a relevant result the answer did not cite,
+whose source holds the rest of the sentence they sit in, get an `inferred` citation: the
+framework cites the passage the answer was read from, so the user still sees where each fact
+came from.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import regex
 
 from ._events import Citation, ToolCall, ToolResult
-from ._support import holds, relevant
+from ._support import claims, holds, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
 _FACT = regex.compile(r"\d[\d,.]*\d|\d{2,}|\p{Lu}\p{Ll}+(?:\s+(?:of\s+|the\s+|de\s+)?\p{Lu}\p{Ll}+)+")
@@ -48,6 +50,14 @@ def _sentence(answer: str, start: int, end: int) -> tuple[str, str]:
     after = answer[end:end + 600]
     ahead = _AHEAD.search(after)
     return head, after[:ahead.start()] if ahead else after
+
+
+def _around(answer: str, fact: str) -> str:
+    """The sentence of `answer` (markers aside) in which `fact` first occurs."""
+    said = _MARKER.sub("", answer)
+    at = said.find(fact)
+    head, tail = _sentence(said, at, at + len(fact))
+    return head + fact + tail
 
 
 def _evidence(result: ToolResult) -> list[dict[str, Any]]:
@@ -104,7 +114,7 @@ def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult
             )
             if not r.error:
                 head, tail = _sentence(answer, m.start(), m.end())
-                claim = head if holds(head, question, "") is not None else head + tail
+                claim = head if any(claims(head, question)) else head + tail  # "According to [1], ..."
                 asked = " ".join(str(v) for v in (call.arguments.values() if call else ()))
                 source, why = _supporting(claim, question, r, quote, asked)
                 citation.verified, citation.reason = source is not None, why
@@ -130,8 +140,11 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         for fact in facts:
             if fact in r.content and fact not in args:  # found by the tool, not just echoed back
                 hit = next((s for s in _evidence(r) if fact in s.get("text", "")), {})
-                if not relevant(question, f"{hit.get('title', '')} {hit.get('text', r.content)} {args}"):
+                text = hit.get("text", r.content)
+                if not relevant(question, f"{hit.get('title', '')} {text} {args}"):
                     continue
+                if hit and holds(_around(answer, fact), question, text) is False:
+                    continue  # the fact is there, but not what the answer's sentence says with it
                 out.append(Citation(
                     r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
                     source_id=hit.get("id", ""), title=hit.get("title", ""), location=hit.get("location", ""),

@@ -45,7 +45,7 @@ MATH_SYSTEM = (
 )
 LOOKUP_SYSTEM = (
     "Answer from the search results: state the answer itself first, in one short sentence, and cite "
-    "the result it came from as [n]. If the results do not say, say that they do not."
+    "the result it came from by its number, such as [1]. If the results do not say, say that they do not."
 )
 LOOKUP_TOOLS = ("retrieve", "search")
 QUERY_CHARS = 200  # of the question, as the first search's query (the search tool's own bound)

@@ -197,13 +197,16 @@ def default_router() -> Router:
 
 
 def fit_weights(vectors: Any, labels: Sequence[str], *, c: float = 10.0, steps: int = 3000,
-                model: str = "") -> dict[str, Any]:
+                model: str = "", balanced: bool = True) -> dict[str, Any]:
     """Multinomial logistic regression with an L2 penalty (scikit-learn's objective at C=`c`),
     fitted by gradient descent on unit `vectors`; the JSON-able weights EmbeddingRouter reads."""
     import numpy as np
 
     x = np.asarray(vectors, dtype=np.float64)
     y = np.stack([np.asarray(labels) == r for r in ROUTES], axis=1).astype(np.float64)
+    # each route weighs the same whatever its share of the questions (scikit-learn's "balanced")
+    share = y.sum(axis=0)
+    weight = (y @ np.where(share > 0, len(y) / (len(ROUTES) * np.maximum(share, 1)), 0.0))[:, None] if balanced else 1.0
     w, b = np.zeros((len(ROUTES), x.shape[1])), np.zeros(len(ROUTES))
     vw, vb = np.zeros_like(w), np.zeros_like(b)
     for _ in range(steps):  # Nesterov momentum on a smooth convex loss
@@ -211,9 +214,9 @@ def fit_weights(vectors: Any, labels: Sequence[str], *, c: float = 10.0, steps: 
         z = x @ lw.T + lb
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        gw = (p - y).T @ x + lw / c
-        gb = (p - y).sum(axis=0)
+        gw = (weight * (p - y)).T @ x + lw / c
+        gb = (weight * (p - y)).sum(axis=0)
         vw, vb = 0.9 * vw - 0.02 * gw, 0.9 * vb - 0.02 * gb
         w, b = w + vw, b + vb
-    return {"routes": list(ROUTES), "model": model, "c": c,
+    return {"routes": list(ROUTES), "model": model, "c": c, "balanced": balanced,
             "w": [[round(float(v), 6) for v in row] for row in w], "b": [round(float(v), 6) for v in b]}

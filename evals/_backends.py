@@ -1,6 +1,10 @@
 """Search backends for the qa and retrieval suites, chosen by a short name.
 
-- `bm25`: the default Wikipedia corpus (`tooltoken.tools.default_search()`, fetched on first use);
+- `bm25` (the default): BM25 over the default Wikipedia corpus (`tooltoken.tools.default_search()`,
+  fetched on first use);
+- `dense`, `hybrid`: MiniLM vectors (and, for hybrid, Milvus' BM25 fused with them by RRF) over
+  the same corpus, one lead section a chunk, in a Milvus Lite index built into the cache on first
+  use (minutes; progress on stderr) and reused after (wiki_index.py);
 - `module:attribute`: an object of your own that has `search(query, k)` (and `get(id)` for qa):
   the attribute is called with no arguments if it is callable (a factory), else used as it is.
   This is how a vector or hybrid retriever of tooltoken.retrieval, or any `SearchBackend`,
@@ -13,11 +17,16 @@ result plug in unchanged.
 from __future__ import annotations
 
 import importlib
+import sys
+import time
 from typing import Any
 
 from tooltoken.tools import ConfigError
+from tooltoken.tools.search import ProgressFn
 
-__all__ = ["hit_id", "load_backend"]
+__all__ = ["NAMES", "hit_id", "load_backend"]
+
+NAMES = ("bm25", "dense", "hybrid")
 
 
 def load_backend(spec: str) -> Any:
@@ -25,9 +34,13 @@ def load_backend(spec: str) -> Any:
         from tooltoken.tools import default_search
 
         return default_search()
+    if spec in ("dense", "hybrid"):
+        from .wiki_index import wiki_search
+
+        return wiki_search(spec, progress=_on_stderr(time.monotonic()))
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
-        raise ConfigError(f"--backend takes bm25 or module:attribute, not {spec!r}")
+        raise ConfigError(f"--backend takes {', '.join(NAMES)} or module:attribute, not {spec!r}")
     try:
         obj = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
@@ -36,6 +49,15 @@ def load_backend(spec: str) -> Any:
     if not callable(getattr(backend, "search", None)):
         raise ConfigError(f"{spec} gave {type(backend).__name__}, which has no search(query, k) method")
     return backend
+
+
+def _on_stderr(start: float) -> ProgressFn:
+    # the evals print only in the CLI, but a first-use index build takes minutes: say what it does
+    def report(stage: str, done: int, total: int) -> None:
+        print(f"building the Wikipedia vector index (once): {stage} {done}/{total}, {time.monotonic() - start:.0f} s",
+              file=sys.stderr, flush=True)
+
+    return report
 
 
 def hit_id(hit: Any) -> str:

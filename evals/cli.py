@@ -138,7 +138,9 @@ def register(app: typer.Typer) -> None:
             seed: int = typer.Option(0, "--seed", help="Generators' and sampler's seed."),
             category: str | None = typer.Option(None, "--category", "-c", help="One category of the suite."),
             data: str | None = typer.Option(None, "--data", help="A JSONL data file (qa, retrieval)."),
-            backend: str = typer.Option("bm25", "--backend", help="qa/retrieval search: bm25 (Wikipedia) or module:factory."),
+            backend: str = typer.Option(
+                "bm25", "--backend", help="qa/retrieval search: bm25, dense or hybrid over Wikipedia (dense, hybrid: "
+                                          "MiniLM in Milvus Lite, built once), or module:factory."),
             k: int = typer.Option(10, "--k", help="retrieval: cut-off of recall@k and MRR."),
             max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer tokens per item."),
             threads: int | None = typer.Option(None, "--threads", help="llama.cpp threads (default: one per core)."),

@@ -168,6 +168,20 @@ _NARRATION = regex.compile(
 )
 
 
+_DECLINE = regex.compile(
+    r"\b(?:do|does|did)\s+not\s+(?:say|mention|state|specify|provide|contain|include|give)\b"
+    r"|\b(?:don't|doesn't|didn't)\s+(?:say|mention|state|specify|provide|contain|include|give)\b"
+    r"|\bno\s+(?:information|mention|answer|result)s?\b|\b(?:cannot|can't|could\s+not|couldn't)\s+(?:find|determine|answer)\b"
+    r"|\bnot\s+(?:mentioned|stated|specified|provided|found|available)\b",
+    regex.I,
+)
+
+
+def declines(answer: str) -> bool:
+    """Does the answer say the sources do not hold the answer ("The results do not say ...")?"""
+    return bool(_DECLINE.search(answer or ""))
+
+
 def narrates(answer: str) -> bool:
     """Does the answer narrate its tool use instead of (or besides) answering? The framework's
     own unsupported-answer notice is not the model's narration."""

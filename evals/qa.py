@@ -5,8 +5,17 @@
     $ tooltoken eval qa --data my_questions.jsonl --backend mypkg:open_index
 
 Data: JSONL with `question` and `answers` (a list of acceptable strings; `id` optional). The
-default is evals/data/qa_dev.jsonl: 62 questions whose gold answers were each checked to occur
-in the lead section of the Wikipedia article named by `doc_id`, in the default corpus.
+default runs two sets (categories), each question's gold answers checked to occur in the lead
+section of the Wikipedia article named by its `doc_id`, in the default corpus:
+- `known`: evals/data/qa_dev.jsonl, 62 well-known facts the default model knows closed book;
+- `factual`: evals/data/factual_test.jsonl, held-out detail questions written from the corpus
+  that the default model gets wrong closed book (its closed-book answers are recorded there);
+- `factual_dev` (only with `--category factual_dev`): evals/data/factual_dev.jsonl, the
+  questions of the same kind every choice of the lookup path was made on;
+- `userdocs` (only with `--category userdocs`): evals/data/userdocs_qa.jsonl, 20 questions about
+  the invented company documents in evals/data/userdocs/, which the suite indexes first as
+  `tooltoken index` does (into a temporary Milvus Lite database), so `retrieve` is offered as
+  it is to a user with an index.
 
 Each question gets one answer from an agent built as chat, ask, run and serve build it: the
 default tools (the calculator, and search, open, find and quote over the backend: with
@@ -19,6 +28,11 @@ no prompt of the eval's own. With `--tools off` no tool is declared (closed book
 - `citation_precision`: of the verified citations over all items, the share pointing at a
   tool result with a source whose text contains a gold answer; `cited`: share of answers
   with at least one verified citation;
+- `right_cited`: of the right answers, the share with a verified citation;
+- `declined`: answers that say the sources do not hold the answer (metrics.declines), and
+  `right_declined` of them right all the same; `wrong_stated`: wrong answers stated with no
+  warning (neither a decline nor the unsupported-answer notice), `wrong_flagged`: wrong answers
+  that carry the notice;
 - `narrated`: answers that narrate their tool use (metrics.narrates); `routes`: the paths taken.
 """
 
@@ -30,25 +44,39 @@ from typing import Any
 
 
 from ._backends import load_backend
-from .metrics import citation_precision, contains_match, narrates
+from .metrics import citation_precision, contains_match, declines, narrates
 from .runner import EvalConfig, data_rows, model_for, model_name, policy_of, spread
 
 __all__ = ["QASuite", "load_questions"]
 
 
 
-def _default_data() -> Path:
-    return Path(str(resources.files("tooltoken.evals") / "data" / "qa_dev.jsonl"))
+# the default data: category -> file; factual_dev is run only when asked for (--category)
+SETS = {"known": "qa_dev.jsonl", "factual": "factual_test.jsonl", "factual_dev": "factual_dev.jsonl",
+        "userdocs": "userdocs_qa.jsonl"}
+USERDOCS = "userdocs"  # the folder of invented documents the userdocs questions are about
+DEFAULT_SETS = ("known", "factual")
 
 
-def load_questions(path: str | Path | None = None) -> list[dict[str, Any]]:
-    path = Path(path) if path is not None else _default_data()
+def _data(name: str) -> Path:
+    return Path(str(resources.files("tooltoken.evals") / "data" / name))
+
+
+def load_questions(path: str | Path | None = None, category: str | None = None) -> list[dict[str, Any]]:
+    """Items of a JSONL file (`question`, `answers`; `id`, `category` optional), or of the
+    default sets: `category` one of SETS, or None for DEFAULT_SETS."""
+    if path is not None:
+        files = [(Path(path), None)]
+    else:
+        names = [category] if category in SETS else list(DEFAULT_SETS)
+        files = [(_data(SETS[name]), name) for name in names]
     items = []
-    for n, row in data_rows(path, ("question", "answers"), "qa"):
-        question, answers = row["question"], row["answers"]
-        answers = [answers] if isinstance(answers, str) else [str(a) for a in answers]
-        items.append({"id": str(row.get("id", n)), "category": str(row.get("category", "")),
-                      "question": str(question), "answers": answers, "doc_id": row.get("doc_id")})
+    for file, name in files:
+        for n, row in data_rows(file, ("question", "answers"), "qa"):
+            question, answers = row["question"], row["answers"]
+            answers = [answers] if isinstance(answers, str) else [str(a) for a in answers]
+            items.append({"id": str(row.get("id", n)), "category": name or str(row.get("category", "")),
+                          "question": str(question), "answers": answers, "doc_id": row.get("doc_id", row.get("doc"))})
     return items
 
 
@@ -58,14 +86,40 @@ class QASuite:
     def __init__(self, config: EvalConfig) -> None:
         self.config = config
         self._backend: Any = None
+        self._docs: Any = None  # the userdocs index: (temporary folder, Retriever)
+
+    def _close(self) -> None:
+        if self._docs is not None:
+            self._docs[1].close()
+            self._docs[0].cleanup()
+            self._docs = None
+
+    def _retrieve(self) -> Any:
+        """`retrieve` over the invented documents, indexed as `tooltoken index` indexes a folder
+        (into a temporary Milvus Lite database, once per run)."""
+        if self._docs is None:
+            import atexit
+            import tempfile
+
+            from tooltoken.retrieval import MilvusStore, Retriever, SentenceTransformerEmbedder, ingest
+
+            folder = tempfile.TemporaryDirectory(prefix="tooltoken-userdocs-")
+            db = Path(folder.name) / "milvus.db"
+            with MilvusStore(db) as store:
+                ingest([_data(USERDOCS)], store, SentenceTransformerEmbedder())
+            self._docs = (folder, Retriever.open(db))
+            atexit.register(self._close)
+        from tooltoken.tools import retriever_tool
+
+        return retriever_tool(self._docs[1])
 
     def items(self, config: EvalConfig) -> list[dict[str, Any]]:
-        items = load_questions(config.data)
+        items = load_questions(config.data, config.category)
         if config.category:
             items = [it for it in items if it["category"] == config.category]
         return spread(items, config.limit)
 
-    def _tools(self) -> list:
+    def _tools(self, category: str = "") -> list:
         if not self.config.tools:
             return []
         from tooltoken.tools import Browser
@@ -73,14 +127,16 @@ class QASuite:
 
         if self._backend is None:
             self._backend = load_backend(self.config.backend)
-        return [calculator, *Browser(self._backend).tools()]  # as tools.default_tools builds them
+        tools = [calculator, *Browser(self._backend).tools()]  # as tools.default_tools builds them
+        # with an index, default_tools adds `retrieve` over it: the userdocs questions have one
+        return tools + [self._retrieve()] if category == "userdocs" else tools
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        from tooltoken import Agent, Final, TextDelta, ToolResult
+        from tooltoken import Agent, Final, Options, TextDelta, ToolResult
 
         cfg = self.config
         options: dict[str, Any] = {"max_tokens": cfg.max_tokens} if cfg.max_tokens else {}
-        agent = Agent(model=model_for(cfg), tools=self._tools(), n_ctx=cfg.n_ctx, seed=cfg.seed,
+        agent = Agent(model=model_for(cfg), tools=self._tools(item.get("category", "")), n_ctx=cfg.n_ctx, seed=cfg.seed,
                       grammar=cfg.grammar, **options)
         last: list[str] = []
         final = None
@@ -106,6 +162,8 @@ class QASuite:
             "question": item["question"],
             "answers": item["answers"],
             "correct": contains_match(tail, item["answers"]),
+            "declined": declines(tail),
+            "notice": bool(Options.unsupported_notice) and final.answer.rstrip().endswith(Options.unsupported_notice),
             "contains_anywhere": contains_match(final.answer, item["answers"], first_words=None),
             "answer": final.answer[-800:],
             "final_part": tail[:400],
@@ -121,12 +179,20 @@ class QASuite:
 
     def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         n = len(records) or 1
+        right = [r for r in records if r.get("correct")]
+        wrong = [r for r in records if not r.get("correct")]
         verified = sum(r.get("citations_verified", 0) for r in records)
         good = sum(r.get("citations_supporting", 0) for r in records)
         return {
             "contains_anywhere": round(sum(bool(r.get("contains_anywhere")) for r in records) / n, 4),
             "citation_precision": round(good / verified, 4) if verified else None,
             "cited": round(sum(r.get("citations_verified", 0) > 0 for r in records) / n, 4),
+            # of the right answers, the share with a verified citation
+            "right_cited": round(sum(r.get("citations_verified", 0) > 0 for r in right) / len(right), 4) if right else None,
+            "declined": sum(bool(r.get("declined")) for r in records),
+            "right_declined": sum(bool(r.get("declined")) for r in right),  # right, yet says it is not there
+            "wrong_stated": sum(not r.get("declined") and not r.get("notice") for r in wrong),  # no warning
+            "wrong_flagged": sum(bool(r.get("notice")) for r in wrong),  # with the unsupported-answer notice
             "verified_citations": verified,
             "narrated": sum(narrates(r.get("answer", "")) for r in records),
             "seconds_per_item": round(sum(r.get("seconds", 0.0) for r in records) / n, 2),

@@ -8,15 +8,14 @@ relevant ids: recall@k = relevant found / relevant; the reciprocal rank is 1 / t
 first relevant result within k (0 if none); MRR is its mean. An item counts as correct (the
 summary's `accuracy`) when a relevant id is within the first k (hit@k); `hit@1` is reported too.
 
-The default data, evals/data/retrieval_dev.jsonl, holds the questions of the qa dev set with the
-id of the Wikipedia article each gold answer was checked against. Any backend with
+The default data are the qa suite's question sets (known, factual, factual_dev: its categories),
+each with the id of the Wikipedia article its gold answer was checked against. Any backend with
 `search(query, k)` plugs in (see _backends.py), so BM25 and the Milvus retriever are measured
 by the same code on the same queries.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,20 @@ from .runner import EvalConfig, data_rows, spread
 __all__ = ["RetrievalSuite", "load_queries"]
 
 
-def _default_data() -> Path:
-    return Path(str(resources.files("tooltoken.evals") / "data" / "retrieval_dev.jsonl"))
+def load_queries(path: str | Path | None = None, category: str | None = None) -> list[dict[str, Any]]:
+    """Items from JSONL: `query` and `relevant_ids` (a list, or one id as a string); `id` optional.
+    Without a path: the qa suite's Wikipedia sets (`category` as there; known, factual and
+    factual_dev when None), each question's relevant id the article its gold answer was checked
+    against."""
+    if path is None:
+        from .qa import SETS, load_questions
 
-
-def load_queries(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Items from JSONL: `query` and `relevant_ids` (a list, or one id as a string); `id` optional."""
-    path = Path(path) if path is not None else _default_data()
+        every = [name for name in SETS if name != "userdocs"]  # its relevant ids are file names
+        rows = [q for name in ([category] if category in SETS else every) for q in load_questions(category=name)]
+        return [{"id": q["id"], "category": q["category"], "query": q["question"], "relevant_ids": [q["doc_id"]]}
+                for q in rows if q.get("doc_id")]
     items = []
-    for n, row in data_rows(path, ("query", "relevant_ids"), "retrieval"):
+    for n, row in data_rows(Path(path), ("query", "relevant_ids"), "retrieval"):
         query, relevant = row["query"], row["relevant_ids"]
         relevant = [relevant] if isinstance(relevant, str) else [str(r) for r in relevant]
         items.append({"id": str(row.get("id", n)), "category": str(row.get("category", "")), "query": str(query),
@@ -55,7 +59,7 @@ class RetrievalSuite:
         self._backend: Any = None
 
     def items(self, config: EvalConfig) -> list[dict[str, Any]]:
-        items = load_queries(config.data)
+        items = load_queries(config.data, config.category)
         if config.category:
             items = [it for it in items if it["category"] == config.category]
         return spread(items, config.limit)

@@ -158,14 +158,21 @@ def test_qa_closed_book_wrong_answer(monkeypatch):
 
 
 def test_dev_sets_are_well_formed():
-    questions = qa.load_questions()
-    assert len(questions) >= 50 and len({q["id"] for q in questions}) == len(questions)
-    assert all(q["answers"] and q["doc_id"].startswith("enwiki:") for q in questions)
+    questions = qa.load_questions()  # the default sets: known facts, held-out factual questions
+    assert {q["category"] for q in questions} == {"known", "factual"}
+    dev = qa.load_questions(category="factual_dev")
+    assert len(dev) >= 200 and {q["category"] for q in dev} == {"factual_dev"}
+    every = questions + dev
+    assert len({q["id"] for q in every}) == len(every)
+    assert all(q["answers"] and q["doc_id"].startswith("enwiki:") for q in every)
     from tooltoken.evals.retrieval_suite import load_queries
 
+    docs = qa.load_questions(category="userdocs")
+    assert len(docs) == 20 and all((qa._data(qa.USERDOCS) / q["doc_id"]).is_file() for q in docs)
     queries = load_queries()
-    assert [q["query"] for q in queries] == [q["question"] for q in questions]
-    assert [q["relevant_ids"] for q in queries] == [[q["doc_id"]] for q in questions]
+    assert [q["query"] for q in queries] == [q["question"] for q in questions + dev]
+    assert [q["relevant_ids"] for q in queries] == [[q["doc_id"]] for q in questions + dev]
+    assert [q["query"] for q in load_queries(category="factual_dev")] == [q["question"] for q in dev]
 
 
 def test_hit_ids_of_both_result_kinds():

@@ -1,0 +1,73 @@
+"""A ✓ means support: a citation is verified only when a source of the cited result holds the
+sentence it marks and is about the question (agent/_citations.py)."""
+
+import pytest
+
+from tooltoken import ToolCall, ToolResult
+from tooltoken._citations import check_citations
+
+pytestmark = pytest.mark.unit
+
+HITS = [
+    {"id": "enwiki:Fish_tank", "title": "Fish tank", "location": "https://w/Fish_tank", "text": "A fish tank holds fish."},
+    {"id": "enwiki:Aquarium", "title": "Aquarium", "location": "https://w/Aquarium",
+     "text": "The term aquarium was coined by the English naturalist Philip Henry Gosse in 1854."},
+]
+QUESTION = "Who coined the term aquarium?"
+
+
+def search(content="\n".join(h["text"] for h in HITS), sources=HITS, n=1):
+    return [ToolCall(f"c{n}", "search", {"query": QUESTION})], [ToolResult(f"c{n}", "search", content, n, sources=sources)]
+
+
+def test_the_citation_names_the_hit_that_holds_the_sentence():
+    calls, results = search()
+    [c] = check_citations("Philip Henry Gosse coined it [1].", calls, results, QUESTION)
+    assert c.verified and c.source_id == "enwiki:Aquarium" and c.title == "Aquarium"
+
+
+def test_a_sentence_the_cited_result_does_not_hold_is_not_verified():
+    calls, results = search()
+    [c] = check_citations("Charles Darwin coined it in 1859 [1].", calls, results, QUESTION)
+    assert not c.verified and "does not hold" in c.reason
+
+
+def test_a_marker_before_its_sentence_and_a_marker_per_sentence():
+    calls, results = search()
+    cs = check_citations("According to [1], Gosse coined it in 1854. It means water [1].", calls, results, QUESTION)
+    assert cs[0].verified and cs[0].source_id == "enwiki:Aquarium"
+
+
+def test_a_result_that_is_not_about_the_question_never_supports_it():
+    calls = [ToolCall("c1", "calculator", {"expression": "1000 / 10000"})]
+    results = [ToolResult("c1", "calculator", "0.1", 1)]
+    question = "How long do zorblax refunds take?"
+    [c] = check_citations("The answer is 0.1 [1].", calls, results, question)
+    assert not c.verified and "not about the question" in c.reason
+    assert check_citations("The answer is 0.1.", calls, results, question) == []  # nor inferred
+    # the same figure for a question the calculation is about
+    [c] = check_citations("It is 0.1 [1].", calls, results, "What is 1000 / 10000?")
+    assert c.verified
+
+
+def test_a_quote_must_occur_in_a_hit():
+    calls, results = search()
+    [c] = check_citations('It was "coined by the English naturalist Philip Henry Gosse" [1].', calls, results, QUESTION)
+    assert c.verified and c.quote.startswith("coined by")
+    [c] = check_citations('It was "coined by Darwin" [1].', calls, results, QUESTION)
+    assert not c.verified and "quote" in c.reason
+
+
+def test_an_unmarked_fact_gets_an_inferred_citation_only_where_its_sentence_holds():
+    calls, results = search()
+    [c] = check_citations("The term was coined by Philip Henry Gosse.", calls, results, QUESTION)
+    assert c.inferred and c.verified and c.source_id == "enwiki:Aquarium"
+    assert check_citations("Philip Henry Gosse coined it in 1901.", calls, results, QUESTION) == []
+
+
+def test_markers_that_point_at_nothing_or_at_a_failed_tool_are_kept_unverified():
+    calls, results = search()
+    results[0].error = True
+    cs = check_citations("Gosse [1]. Darwin [7].", calls, results, QUESTION)
+    assert [(c.marker, c.verified) for c in cs] == [(1, False), (7, False)]
+    assert cs[0].reason == "the tool failed" and cs[1].reason == "no tool result has this number"
