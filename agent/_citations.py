@@ -44,7 +44,9 @@ def _norm(text: str) -> str:
 
 def _sentence(answer: str, start: int, end: int) -> tuple[str, str]:
     """The words of the marker's sentence before it, and after it up to the sentence's end."""
-    before = answer[max(0, start - 600):start]
+    before = answer[max(0, start - 600):start].rstrip()
+    if before.endswith((".", "!", "?")):  # "... is Gosse. [1]": the marker closes the sentence before it
+        before = before[:-1]
     back = _BACK.search(before)
     head = before[back.end():] if back else before
     after = answer[end:end + 600]

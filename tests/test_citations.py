@@ -24,6 +24,8 @@ def test_the_citation_names_the_hit_that_holds_the_sentence():
     calls, results = search()
     [c] = check_citations("Philip Henry Gosse coined it [1].", calls, results, QUESTION)
     assert c.verified and c.source_id == "enwiki:Aquarium" and c.title == "Aquarium"
+    [c] = check_citations("Darwin did not. It was Philip Henry Gosse. [1]", calls, results, QUESTION)
+    assert c.verified and c.source_id == "enwiki:Aquarium"  # a marker after the sentence's stop
 
 
 def test_a_sentence_the_cited_result_does_not_hold_is_not_verified():

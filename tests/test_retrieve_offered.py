@@ -1,5 +1,6 @@
 """`retrieve` is offered whenever an index exists: the CLI builds its tools from the one list
-(`tooltoken.tools.default_tools`), as a new user runs it: `tooltoken index docs/`, then `ask`."""
+(`tooltoken.tools.default_tools`), as a new user runs it: `tooltoken index docs/`, then `ask`;
+and a question about the indexed documents takes the lookup path over them."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def test_after_tooltoken_index_ask_declares_and_runs_retrieve(tmp_path):
     assert call["name"] == "retrieve" and isinstance(call["arguments"].get("query"), str)  # a forced, valid call
     result = final["tool_results"][0]
     assert not result["error"] and "17 days" in result["content"], result  # one chunk: whatever the query, it is found
+
+    # unforced, the question takes the lookup path: retrieve (and search) before any word of the model's
+    asked = subprocess.run([*TOOLTOKEN, "ask", "How long do zorblax refunds take?", "--model", "smollm2-135m",
+                            "--events", "--max-tokens", "24"], env=env, capture_output=True, text=True, timeout=600)
+    assert asked.returncode == 0, asked.stderr
+    events = [json.loads(line) for line in asked.stdout.splitlines() if line.startswith("{")]
+    assert events[-1]["event"] == "Final" and events[-1]["route"] == "lookup"
+    before = [e for e in events[: next(k for k, e in enumerate(events) if e["event"] not in ("ToolCall", "ToolResult"))]]
+    assert {e["name"] for e in before if e["event"] == "ToolCall"} == {"retrieve", "search"}, before
+    retrieved = next(e for e in before if e["event"] == "ToolResult" and e["name"] == "retrieve")
+    assert not retrieved["error"] and "17 days" in retrieved["content"]
+    assert all(e["name"] != "calculator" for e in events if e["event"] == "ToolCall")  # facts are not computed
 
 
 def _declared(prompt: str) -> set[str]:
