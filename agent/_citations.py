@@ -30,12 +30,13 @@ from ._events import Citation, ToolCall, ToolResult
 from ._support import claims, holds, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
-_FACT = regex.compile(r"\d[\d,.]*\d|\d{2,}|\p{Lu}\p{Ll}+(?:\s+(?:of\s+|the\s+|de\s+)?\p{Lu}\p{Ll}+)+")
 # a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
 _QUOTE = regex.compile(r'(?:"([^"\n]{3,400})"|“([^”\n]{3,400})”)\W{0,3}$')
 # where the sentence of a marker begins (looking back) and ends (looking ahead)
 _BACK = regex.compile(r"(?:[.!?](?=\s)|\n|\[\d{1,3}\])(?!.*(?:[.!?](?=\s)|\n|\[\d{1,3}\]))", regex.S)
 _AHEAD = regex.compile(r"[.!?](?:\s|$)|\n|\[\d{1,3}\]")
+_SENTENCES = regex.compile(r"(?<=[.!?])\s+|\n+")
+_FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 
 
 def _norm(text: str) -> str:
@@ -52,14 +53,6 @@ def _sentence(answer: str, start: int, end: int) -> tuple[str, str]:
     after = answer[end:end + 600]
     ahead = _AHEAD.search(after)
     return head, after[:ahead.start()] if ahead else after
-
-
-def _around(answer: str, fact: str) -> str:
-    """The sentence of `answer` (markers aside) in which `fact` first occurs."""
-    said = _MARKER.sub("", answer)
-    at = said.find(fact)
-    head, tail = _sentence(said, at, at + len(fact))
-    return head + fact + tail
 
 
 def _evidence(result: ToolResult) -> list[dict[str, Any]]:
@@ -130,27 +123,40 @@ def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult
 
 def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cited: set[int],
               question: str) -> list[Citation]:
-    facts = list(dict.fromkeys(m.group(0) for m in _FACT.finditer(_MARKER.sub("", answer))))
-    facts = [f for f in facts if f not in question]  # what the question says is no finding
+    """Citations for what the answer states without a marker: each sentence with a claim (a
+    figure or a name beyond the question's) that a relevant source of an uncited result holds,
+    where the claim was found by the tool, not just echoed back from its call."""
     by_id = {c.id: c for c in calls}
-    out = []
-    for r in results:
-        if r.error or r.source in cited:
+    out: list[Citation] = []
+    done: set[int] = set()
+    for sentence in _SENTENCES.split(_MARKER.sub("", _FENCED.sub(" ", answer))):
+        figures, names = claims(sentence, question)
+        low = sentence.lower()
+        said = sorted([*figures, *names], key=lambda c: (low.find(c.lower()) % (len(low) + 1), c))  # as written
+        if not said:
             continue
-        call = by_id.get(r.id)
-        args = " ".join(str(v) for v in (call.arguments.values() if call else ()))
-        for fact in facts:
-            if fact in r.content and fact not in args:  # found by the tool, not just echoed back
-                hit = next((s for s in _evidence(r) if fact in s.get("text", "")), {})
-                text = hit.get("text", r.content)
-                if not relevant(question, f"{hit.get('title', '')} {text} {args}"):
+        for r in results:
+            if r.error or r.source in cited or r.source in done:
+                continue
+            call = by_id.get(r.id)
+            args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
+            for source in _evidence(r):
+                text = source.get("text", "")
+                if not relevant(question, f"{source.get('title', '')} {text} {args}"):
                     continue
-                if hit and holds(_around(answer, fact), question, text) is False:
-                    continue  # the fact is there, but not what the answer's sentence says with it
-                out.append(Citation(
-                    r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
-                    source_id=hit.get("id", ""), title=hit.get("title", ""), location=hit.get("location", ""),
-                    quote=fact, inferred=True,
-                ))
-                break
+                if holds(sentence, question, text) and any(c.lower() not in args for c in said):
+                    fact = next((c for c in said if c.lower() in text.lower()), said[0])
+                    out.append(Citation(
+                        r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
+                        source_id=source.get("id", ""), title=source.get("title", ""),
+                        location=source.get("location", ""), quote=_span(text, fact), inferred=True,
+                    ))
+                    done.add(r.source)
+                    break
     return out
+
+
+def _span(text: str, fact: str) -> str:
+    """`fact` as `text` writes it (claims are lower-cased names or normalised figures)."""
+    at = text.lower().find(fact.lower())
+    return text[at:at + len(fact)] if at >= 0 else fact
