@@ -31,6 +31,7 @@ import regex
 __all__ = [
     "citation_precision",
     "contains_match",
+    "declines",
     "extract_number",
     "narrates",
     "normalize_answer",
