@@ -14,20 +14,20 @@ first one). Markers that point at nothing, or at a result that does not hold the
 kept and marked unverified with the reason, never dropped.
 
 Small models often state a tool's fact without any marker ("Leo Tolstoy", "7006652"). Such facts
-(numbers, names, quoted words) found verbatim in a relevant result the answer did not cite,
-whose source holds the rest of the sentence they sit in, get an `inferred` citation: the
-framework cites the passage the answer was read from, so the user still sees where each fact
-came from.
+(numbers, names) found in a relevant result the answer did not cite get an `inferred` citation
+whose quote is that fact: the framework cites the passage the fact was read from, so the user
+still sees where each fact came from.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import regex
 
 from ._events import Citation, ToolCall, ToolResult
-from ._support import claims, holds, relevant
+from ._support import claims, figures_of, holds, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
 # a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
@@ -123,9 +123,9 @@ def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult
 
 def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cited: set[int],
               question: str) -> list[Citation]:
-    """Citations for what the answer states without a marker: each sentence with a claim (a
+    """Citations for what the answer states without a marker: the first claim of a sentence (a
     figure or a name beyond the question's) that a relevant source of an uncited result holds,
-    where the claim was found by the tool, not just echoed back from its call."""
+    found by the tool, not just echoed back from its call. The citation's quote is that claim."""
     by_id = {c.id: c for c in calls}
     out: list[Citation] = []
     done: set[int] = set()
@@ -144,8 +144,11 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
                 text = source.get("text", "")
                 if not relevant(question, f"{source.get('title', '')} {text} {args}"):
                     continue
-                if holds(sentence, question, text) and any(c.lower() not in args for c in said):
-                    fact = next((c for c in said if c.lower() in text.lower()), said[0])
+                there, echoed, low_text = figures_of(text), figures_of(args), text.lower()
+                found = [c for c in said if (c in there and c not in echoed) if c in figures] + [
+                    c for c in said if c in names and c in low_text and c not in args]
+                if found:  # the fact came from this source (what else its sentence says is not checked)
+                    fact = _shown(min(found, key=said.index))
                     out.append(Citation(
                         r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
                         source_id=source.get("id", ""), title=source.get("title", ""),
@@ -154,6 +157,13 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
                     done.add(r.source)
                     break
     return out
+
+
+def _shown(fact: str) -> str:
+    """A claim as a reader writes it: figures are kept as exact fractions (`23/10`)."""
+    if "/" in fact and ":" not in fact:
+        return format(float(Fraction(fact)), "g")
+    return fact
 
 
 def _span(text: str, fact: str) -> str:

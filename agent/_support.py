@@ -34,7 +34,7 @@ import regex
 
 from tooltoken.tools.search import STOPWORDS
 
-__all__ = ["claims", "holds", "relevant", "supported"]
+__all__ = ["claims", "figures_of", "holds", "relevant", "supported"]
 
 _FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
@@ -51,7 +51,7 @@ Hello Hi Hey Sure Sorry Thanks Thank Please Great Good Okay Well Note Let Let's 
 Yes Certainly Of Unfortunately Below Above Using With For From In On At To As By Is Are Was Were""".split())
 
 
-def _figures(text: str) -> set[str]:
+def figures_of(text: str) -> set[str]:
     """The figures in `text`, normalised: clock times as H:MM, numbers as exact values."""
     out = {f"{int(h)}:{m}" for h, m in _CLOCK.findall(text)}
     rest = _CLOCK.sub(" ", text)
@@ -80,7 +80,7 @@ def _names(text: str) -> set[str]:
 def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
     """(figures, names) the answer states that the question does not."""
     said = _MARKER.sub(" ", _FENCED.sub(" ", answer))
-    return _figures(said) - _figures(question), _names(said) - _names(question)
+    return figures_of(said) - figures_of(question), _names(said) - _names(question)
 
 
 def _words(text: str) -> set[str]:
@@ -97,7 +97,7 @@ def holds(text: str, question: str, evidence: str) -> bool | None:
         if not words:
             return None
         return 2 * len(words & _words(evidence)) >= len(words)
-    found = _figures(evidence)
+    found = figures_of(evidence)
     if any(f not in found and not _clock_parts(f) <= found for f in figures):
         return False
     low = evidence.lower()
@@ -109,9 +109,9 @@ def relevant(question: str, evidence: str) -> bool:
     figure with it? A calculator's `1000 / 10000 = 0.1` is not about "How long do refunds
     take?", whatever figure an answer copies from it. An empty question: everything is."""
     words = _words(question)
-    if not words and not _figures(question):
+    if not words and not figures_of(question):
         return True
-    return bool(words & _words(evidence)) or bool(_figures(question) & _figures(evidence))
+    return bool(words & _words(evidence)) or bool(figures_of(question) & figures_of(evidence))
 
 
 def supported(answer: str, question: str, results: Iterable[str]) -> bool | None:
@@ -120,7 +120,7 @@ def supported(answer: str, question: str, results: Iterable[str]) -> bool | None
     if not figures and not names:
         return None
     texts = [t for t in results if t]
-    found = set().union(*(_figures(t) for t in texts)) if texts else set()
+    found = set().union(*(figures_of(t) for t in texts)) if texts else set()
     missing = {f for f in figures - found if not _clock_parts(f) <= found}
     if missing:
         return False

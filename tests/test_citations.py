@@ -60,11 +60,18 @@ def test_a_quote_must_occur_in_a_hit():
     assert not c.verified and "quote" in c.reason
 
 
-def test_an_unmarked_fact_gets_an_inferred_citation_only_where_its_sentence_holds():
+def test_an_unmarked_fact_gets_an_inferred_citation_naming_its_source():
     calls, results = search()
     [c] = check_citations("The term was coined by Philip Henry Gosse.", calls, results, QUESTION)
-    assert c.inferred and c.verified and c.source_id == "enwiki:Aquarium"
-    assert check_citations("Philip Henry Gosse coined it in 1901.", calls, results, QUESTION) == []
+    assert c.inferred and c.verified and c.source_id == "enwiki:Aquarium" and c.quote == "Philip Henry Gosse"
+    [c] = check_citations("In 1854, maybe.", calls, results, QUESTION)
+    assert c.quote == "1854" and c.source_id == "enwiki:Aquarium"
+    hits = [{"id": "w:Bird", "title": "Frigatebird", "text": "Its wingspan reaches 2.3 m."}]
+    calls, results = search("Its wingspan reaches 2.3 m.", hits)
+    [c] = check_citations("The wingspan is 2.3 metres.", calls, results, "What is the frigatebird's wingspan?")
+    assert c.quote == "2.3" and c.inferred
+    assert check_citations("Charles Darwin coined it in 1901.", calls, results, QUESTION) == []
+    assert check_citations("Aquarium is the term.", calls, results, QUESTION) == []  # the question's own words
 
 
 def test_markers_that_point_at_nothing_or_at_a_failed_tool_are_kept_unverified():
