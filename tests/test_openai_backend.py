@@ -327,9 +327,10 @@ def test_show_prompt_usage_notice_and_length(server):
 
 def test_max_time_s_ends_a_slow_stream(server):
     server.play({"chunks": [text(f"{i} ") for i in range(50)], "chunk_delay": 0.05})
-    t0 = time.perf_counter()
     final = agent_on(server).run("?", max_time_s=0.5)
-    assert final.stop_reason == "timeout" and time.perf_counter() - t0 < 1.5 and final.answer
+    # cut before the stream's end (50 chunks, 2.5 s), with what came so far (no wall clock: the
+    # machine may be loaded)
+    assert final.stop_reason == "timeout" and final.answer and len(final.answer.split()) < 50
 
 
 def test_cancel_stops_between_chunks(server):
@@ -386,10 +387,8 @@ def test_misshapen_chunk_is_malformed_too(server):
 
 def test_timeout_is_retried_then_a_backend_error(server):
     server.play(*[{"delay": 1.5, "chunks": [text("late")]}] * 2)
-    t0 = time.perf_counter()
     final = agent_on(server, timeout=0.3, max_retries=1).run("?")
-    assert final.stop_reason == "backend_error" and "timed out" in final.message
-    assert time.perf_counter() - t0 < 1.4
+    assert final.stop_reason == "backend_error" and "timed out" in final.message and final.answer == ""
 
 
 def test_connection_refused_is_a_backend_error():
