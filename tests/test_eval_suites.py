@@ -1,5 +1,6 @@
 """Each suite's run_item on a scripted backend (no model): calls mapped, scored, citations counted."""
 
+import json
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -161,7 +162,10 @@ def test_dev_sets_are_well_formed():
     questions = qa.load_questions()  # the default sets: known facts, held-out factual questions
     assert {q["category"] for q in questions} == {"known", "factual"}
     dev = qa.load_questions(category="factual_dev")
-    assert len(dev) >= 200 and {q["category"] for q in dev} == {"factual_dev"}
+    assert dev and {q["category"] for q in dev} == {"factual_dev"}
+    rows = [json.loads(line) for line in (qa._data(qa.SETS["factual_dev"])).read_text().splitlines()]
+    rows += [json.loads(line) for line in (qa._data(qa.SETS["factual"])).read_text().splitlines()]
+    assert all(r.get("closed_book") for r in rows)  # each wrong closed book, with that answer recorded
     every = questions + dev
     assert len({q["id"] for q in every}) == len(every)
     assert all(q["answers"] and q["doc_id"].startswith("enwiki:") for q in every)
