@@ -27,7 +27,7 @@ from typing import Any
 import regex
 
 from ._events import Citation, ToolCall, ToolResult
-from ._support import claims, figures_of, holds, relevant
+from ._support import claims, figures_of, holds, prose, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
 # a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
@@ -36,7 +36,6 @@ _QUOTE = regex.compile(r'(?:"([^"\n]{3,400})"|“([^”\n]{3,400})”)\W{0,3}$')
 _BACK = regex.compile(r"(?:[.!?](?=\s)|\n|\[\d{1,3}\])(?!.*(?:[.!?](?=\s)|\n|\[\d{1,3}\]))", regex.S)
 _AHEAD = regex.compile(r"[.!?](?:\s|$)|\n|\[\d{1,3}\]")
 _SENTENCES = regex.compile(r"(?<=[.!?])\s+|\n+")
-_FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 
 
 def _norm(text: str) -> str:
@@ -127,32 +126,34 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
     figure or a name beyond the question's) that a relevant source of an uncited result holds,
     found by the tool, not just echoed back from its call. The citation's quote is that claim."""
     by_id = {c.id: c for c in calls}
+    # each uncited result's relevant sources, with what a fact is matched against, worked out once
+    offered = []
+    for r in results:
+        if r.error or r.source in cited:
+            continue
+        call = by_id.get(r.id)
+        args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
+        echoed = figures_of(args)  # found by the tool, not just echoed back from its call
+        sources = [(s, figures_of(s.get("text", "")) - echoed, s.get("text", "").lower()) for s in _evidence(r)
+                   if relevant(question, f"{s.get('title', '')} {s.get('text', '')} {args}")]
+        offered.append((r, call, args, sources))
     out: list[Citation] = []
     done: set[int] = set()
-    for sentence in _SENTENCES.split(_MARKER.sub("", _FENCED.sub(" ", answer))):
+    for sentence in _SENTENCES.split(prose(answer)):
         figures, names = claims(sentence, question)
         low = sentence.lower()
         said = sorted([*figures, *names], key=lambda c: (low.find(c.lower()) % (len(low) + 1), c))  # as written
-        if not said:
-            continue
-        for r in results:
-            if r.error or r.source in cited or r.source in done:
+        for r, call, args, sources in offered if said else ():
+            if r.source in done:
                 continue
-            call = by_id.get(r.id)
-            args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
-            for source in _evidence(r):
-                text = source.get("text", "")
-                if not relevant(question, f"{source.get('title', '')} {text} {args}"):
-                    continue
-                there, echoed, low_text = figures_of(text), figures_of(args), text.lower()
-                found = [c for c in said if (c in there and c not in echoed) if c in figures] + [
-                    c for c in said if c in names and c in low_text and c not in args]
+            for source, there, text_low in sources:
+                found = [c for c in said if (c in there if c in figures else c in text_low and c not in args)]
                 if found:  # the fact came from this source (what else its sentence says is not checked)
-                    fact = _shown(min(found, key=said.index))
                     out.append(Citation(
                         r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
                         source_id=source.get("id", ""), title=source.get("title", ""),
-                        location=source.get("location", ""), quote=_span(text, fact), inferred=True,
+                        location=source.get("location", ""), quote=_span(source.get("text", ""), _shown(found[0])),
+                        inferred=True,
                     ))
                     done.add(r.source)
                     break
@@ -160,7 +161,7 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
 
 
 def _shown(fact: str) -> str:
-    """A claim as a reader writes it: figures are kept as exact fractions (`23/10`)."""
+    """A claim as a reader writes it: a figure kept as an exact fraction (`23/10`) as a decimal."""
     if "/" in fact and ":" not in fact:
         return format(float(Fraction(fact)), "g")
     return fact

@@ -32,16 +32,15 @@ from fractions import Fraction
 
 import regex
 
-from tooltoken.tools.search import STOPWORDS
+from tooltoken.tools.search import query_terms
 
-__all__ = ["claims", "figures_of", "holds", "relevant", "supported"]
+__all__ = ["claims", "figures_of", "holds", "prose", "relevant", "supported"]
 
 _FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
 _NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
 _NAME = regex.compile(r"\b\p{Lu}[\p{Ll}'’-]{2,}(?:\s+(?:of\s+|the\s+|de\s+|da\s+|von\s+)?\p{Lu}[\p{Ll}'’-]+)*")
 _MARKER = regex.compile(r"\[\d{1,3}\]")
-_WORD = regex.compile(r"\w{3,}")
 # capitalised words that start sentences and name nothing
 _COMMON = frozenset("""The This That These Those There Their They Then Thus Therefore Here His Her Its It
 He She We You Your Our And But Yes No Not None Answer Total Result Results Step Steps First Second Third
@@ -77,14 +76,18 @@ def _names(text: str) -> set[str]:
     return {m.lower() for m in _NAME.findall(text) if m.split()[0] not in _COMMON}
 
 
+def prose(answer: str) -> str:
+    """What an answer says in words: code blocks, output blocks and `[n]` markers left out."""
+    return _MARKER.sub(" ", _FENCED.sub(" ", answer))
+
+
 def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
     """(figures, names) the answer states that the question does not."""
-    said = _MARKER.sub(" ", _FENCED.sub(" ", answer))
+    said = prose(answer)
     return figures_of(said) - figures_of(question), _names(said) - _names(question)
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+_words = query_terms  # topic words: lower-cased, no stop words (as passages are cut)
 
 
 def holds(text: str, question: str, evidence: str) -> bool | None:
@@ -93,7 +96,7 @@ def holds(text: str, question: str, evidence: str) -> bool | None:
     needs half of its own words there. None: the sentence states nothing beyond the question."""
     figures, names = claims(text, question)
     if not figures and not names:
-        words = _words(_MARKER.sub(" ", _FENCED.sub(" ", text))) - _words(question)
+        words = _words(prose(text)) - _words(question)
         if not words:
             return None
         return 2 * len(words & _words(evidence)) >= len(words)

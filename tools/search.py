@@ -199,7 +199,7 @@ class BM25Search:
                 continue
             d = self._docs[pos]
             hits.append(
-                Hit(d.id, d.title, _snippet(d.text, wanted, self._stem), float(score), d.location, d.attribution)
+                Hit(d.id, d.title, passage(d.text, wanted, self._stem), float(score), d.location, d.attribution)
             )
         return hits
 
@@ -252,13 +252,6 @@ def query_terms(query: str) -> set[str]:
     """A query's words as `passage` compares them: lower-cased, without stop words (unstemmed:
     for backends without the BM25 stemmer)."""
     return {w for w in _TOKEN.findall(query.lower()) if w not in STOPWORDS}
-
-
-def _snippet(text: str, terms: set[str], stem: Callable[[list[str]], list[str]]) -> str:
-    """The passage of `text` that shows why it matched: its first sentence and the
-    `PASSAGE_SENTENCES` sentences sharing most terms with the query (earliest on ties), in the
-    document's order, cut to `PASSAGE_CHARS` characters."""
-    return passage(text, terms, stem)
 
 
 def passage(text: str, terms: set[str], stem: Callable[[list[str]], list[str]] | None = None, *,
