@@ -72,6 +72,20 @@ def test_passage_keeps_a_description_line_cuts_and_skips_unmatched_sentences() -
     assert passage(text, {"xyzzy"}) == " ".join(text.split())  # short enough: whole
 
 
+def test_a_title_named_in_the_query_gains_a_fifth_of_the_best_score(index: BM25Search) -> None:
+    plain = {h.id: h.score for h in index.search("Westphalia peace war", k=8)}  # same terms, no title in order
+    boosted = {h.id: h.score for h in index.search("peace of Westphalia war", k=8)}
+    assert boosted["doc:peace"] == pytest.approx(plain["doc:peace"] + 0.2 * max(plain.values()), rel=1e-6)
+    assert {i: boosted[i] for i in boosted if i != "doc:peace"} == {i: plain[i] for i in plain if i != "doc:peace"}
+    # "War and Peace" is not a title here; "Leo Tolstoy" is: named, it comes first
+    hits = index.search("did Leo Tolstoy write about the peace after the war", k=3)
+    assert hits[0].id == "doc:tolstoy"
+    # one-word titles are common words too often to count ("Sydney" gains nothing)
+    one = index.search("Sydney capital", k=8)
+    two = index.search("capital Sydney", k=8)
+    assert [(h.id, h.score) for h in one] == [(h.id, h.score) for h in two]
+
+
 def test_scores_match_brute_force_bm25(index: BM25Search) -> None:
     """The reference oracle: Lucene's BM25 (k1=1.5, b=0.75) computed by hand."""
     stem = _stemmer()
