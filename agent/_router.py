@@ -15,8 +15,9 @@ Three routes (evals/data/ROUTES.md has the labelling rules):
 
 Two routers, chosen by measurement (docs/results.md, "The router"; `tooltoken bench router`):
 - `EmbeddingRouter`, the default when the embedding extra is installed: the question's
-  all-MiniLM-L6-v2 embedding, scored by a linear classifier (multinomial logistic regression)
-  fitted on evals/data/routes.jsonl; its weights ship in agent/router_weights.json and
+  all-MiniLM-L6-v2 embedding and its character n-grams (`GRAMS`: what an English embedder
+  misses in "wie viel" or "15 %"), scored by a linear classifier (multinomial logistic
+  regression) fitted on evals/data/routes.jsonl; its weights ship in agent/router_weights.json and
   `tooltoken bench router --fit` writes them again. The embedder loads once per process, in a
   background thread from the Agent's construction (`warm`), so a chat never waits for it.
 - `RuleRouter`: the question's words alone (numbers that are quantities, arithmetic, quantity
@@ -139,6 +140,7 @@ class EmbeddingRouter:
         self.w: list[list[float]] = data["w"]  # one row of len(dim) per route
         self.b: list[float] = data["b"]
         self.model = data.get("model", "")
+        self.grams: dict[str, Any] | None = data.get("grams")
         self._embedder = embedder
         self._lock = threading.Lock()
 
@@ -159,6 +161,8 @@ class EmbeddingRouter:
 
         text = " ".join(str(question).split())[:2000] or "(empty)"
         x = np.asarray(self.embedder().embed([text]), dtype=np.float64)[0]
+        if self.grams:
+            x = np.concatenate([x, _gram_features([text], self.grams)[0]])
         logits = np.asarray(self.w) @ x + np.asarray(self.b)
         return dict(zip(self.routes, map(float, logits)))
 
@@ -196,13 +200,20 @@ def default_router() -> Router:
         return _SHARED[0]
 
 
-def fit_weights(vectors: Any, labels: Sequence[str], *, c: float = 10.0, steps: int = 3000,
-                model: str = "", balanced: bool = True) -> dict[str, Any]:
+def fit_weights(vectors: Any, labels: Sequence[str], *, texts: Sequence[str] | None = None, c: float = 10.0,
+                steps: int = 3000, model: str = "", balanced: bool = True) -> dict[str, Any]:
     """Multinomial logistic regression with an L2 penalty (scikit-learn's objective at C=`c`),
-    fitted by gradient descent on unit `vectors`; the JSON-able weights EmbeddingRouter reads."""
+    fitted by gradient descent on unit `vectors` (with `texts`: and on their character n-grams,
+    `GRAMS`); the JSON-able weights EmbeddingRouter reads."""
     import numpy as np
 
     x = np.asarray(vectors, dtype=np.float64)
+    grams = None
+    if texts is not None:
+        counts = _gram_counts([" ".join(str(t).split()) for t in texts], GRAMS["dim"], GRAMS["n"])
+        idf = np.log((1 + len(counts)) / (1 + (counts > 0).sum(axis=0))) + 1  # scikit-learn's smooth idf
+        grams = {**GRAMS, "idf": [round(float(v), 6) for v in idf]}
+        x = np.hstack([x, _gram_features(list(texts), grams)])
     y = np.stack([np.asarray(labels) == r for r in ROUTES], axis=1).astype(np.float64)
     # each route weighs the same whatever its share of the questions (scikit-learn's "balanced")
     share = y.sum(axis=0)
@@ -218,5 +229,38 @@ def fit_weights(vectors: Any, labels: Sequence[str], *, c: float = 10.0, steps: 
         gb = (weight * (p - y)).sum(axis=0)
         vw, vb = 0.9 * vw - 0.02 * gw, 0.9 * vb - 0.02 * gb
         w, b = w + vw, b + vb
-    return {"routes": list(ROUTES), "model": model, "c": c, "balanced": balanced,
+    return {"routes": list(ROUTES), "model": model, "c": c, "balanced": balanced, **({"grams": grams} if grams else {}),
             "w": [[round(float(v), 6) for v in row] for row in w], "b": [round(float(v), 6) for v in b]}
+
+
+#: The character n-grams beside the embedding: 2- to 4-grams of each word (padded with a space
+#: each side, lower-cased, every digit read as 0: a number's shape, not its value), hashed
+#: (crc32) into `dim` counts, weighed by sublinear tf-idf, unit length, times `alpha`. They see
+#: what all-MiniLM-L6-v2 (English) misses: "wie viel", "combien", "15 %", "14:20". Chosen by
+#: cross-validation on routes.jsonl (docs/results.md, "The router").
+GRAMS: dict[str, Any] = {"n": [2, 4], "dim": 1024, "alpha": 1.0}
+_DIGIT = regex.compile(r"\d")
+
+
+def _gram_counts(texts: Sequence[str], dim: int, n: Sequence[int]) -> Any:
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), dim))
+    for row, text in enumerate(texts):
+        for word in _DIGIT.sub("0", text.lower()).split():
+            padded = f" {word} "
+            for size in range(n[0], n[1] + 1):
+                for at in range(max(1, len(padded) - size + 1)):
+                    out[row, zlib.crc32(padded[at:at + size].encode("utf-8")) % dim] += 1
+    return out
+
+
+def _gram_features(texts: Sequence[str], grams: dict[str, Any]) -> Any:
+    import numpy as np
+
+    counts = _gram_counts([" ".join(str(t).split())[:2000] for t in texts], grams["dim"], grams["n"])
+    tfidf = np.where(counts > 0, 1 + np.log(np.maximum(counts, 1)), 0.0) * np.asarray(grams["idf"])
+    norm = np.linalg.norm(tfidf, axis=1, keepdims=True)
+    return grams["alpha"] * tfidf / np.where(norm > 0, norm, 1.0)

@@ -41,8 +41,9 @@ def bench_router(fit: bool = False) -> dict[str, Any]:
     embedder = SentenceTransformerEmbedder()
     load_s = time.perf_counter() - started
     if fit:
-        vectors = embedder.embed([r["question"] for r in labelled])
-        weights = fit_weights(vectors, [r["route"] for r in labelled], model=embedder.name)
+        texts = [r["question"] for r in labelled]
+        vectors = embedder.embed([" ".join(t.split())[:2000] for t in texts])  # as EmbeddingRouter sees them
+        weights = fit_weights(vectors, [r["route"] for r in labelled], texts=texts, model=embedder.name)
         WEIGHTS.write_text(json.dumps(weights) + "\n", encoding="utf-8")
     routers = {"embedding": EmbeddingRouter(embedder), "rules": RuleRouter()}
     out: dict[str, Any] = {"n_labelled": len(labelled), "n_heldout": len(heldout), "embedder_load_s": round(load_s, 2)}

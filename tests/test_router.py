@@ -46,6 +46,32 @@ def test_fit_weights_separates_what_it_is_given():
     assert sum(router(str(i)) == labels[i] for i in range(60)) == 60
 
 
+@pytest.mark.unit
+def test_character_ngrams_separate_what_the_embedding_cannot():
+    """The same embedding for every question: only the n-grams can tell the routes apart."""
+    import numpy as np
+
+    from tooltoken._router import _gram_features
+
+    texts = [f"wie viel sind {i} mal {i + 3}?" for i in range(20)] + [f"wer schrieb das Buch Nummer {i}?" for i in
+             range(20)] + [f"schreib ein Gedicht Nummer {i}" for i in range(20)]
+    labels = [r for r in ROUTES for _ in range(20)]
+    same = np.tile(np.eye(1, 8), (60, 1))
+    weights = fit_weights(same, labels, texts=texts)
+    router = EmbeddingRouter(embedder=_Fixed({" ".join(t.split()): same[0] for t in texts + ["wie viel sind 7 mal 9?"]}),
+                             weights=weights)
+    assert accuracy(router, [{"question": t, "route": r} for t, r in zip(texts, labels)]) == 1.0
+    assert router("wie viel sind 7 mal 9?") == "math"
+    # digits are read as 0 (a number's shape), whitespace and case do not count, rows are unit length
+    grams = weights["grams"]
+    a, b, c = _gram_features(["Wie  viel: 12 %", "wie viel: 57 %", "wie viel: 5 %"], grams)
+    assert np.allclose(a, b) and not np.allclose(a, c)
+    assert np.isclose(np.linalg.norm(a), grams["alpha"])
+    # weights fitted without n-grams still load and route on the embedding alone
+    plain = EmbeddingRouter(embedder=_Fixed({"x": np.eye(1, 8)[0]}), weights=fit_weights(same, labels))
+    assert plain.grams is None and plain("x") in ROUTES
+
+
 class _Fixed:
     def __init__(self, table):
         self.table = table
@@ -59,5 +85,5 @@ class _Fixed:
 @pytest.mark.integration
 def test_embedding_router_floor_on_the_real_embedder():
     router = EmbeddingRouter()
-    assert accuracy(router, HELDOUT) >= 0.95  # 172/180 measured
+    assert accuracy(router, HELDOUT) >= 0.95  # 165/173 measured
     assert router("") == "direct" and router("x" * 100_000) in ROUTES
