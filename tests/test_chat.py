@@ -108,6 +108,10 @@ class Terminal:
 
     def __init__(self, tmux: str, command: list[str], env: dict[str, str], width: int = 140, height: int = 50):
         self.tmux, self.name = tmux, f"tt-{uuid.uuid4().hex[:8]}"
+        # the pane's size also as COLUMNS/LINES: a tmux server started earlier at 80x24 can keep
+        # new detached sessions at its size, and rich then folds long lines with hard breaks
+        # (which `capture-pane -J` cannot join); told 140, it leaves wrapping to the pane
+        env = {**env, "COLUMNS": str(width), "LINES": str(height)}
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         shell = f"env {exports} {shlex.join(command)}; echo '[exited]' $?; sleep 600"
         subprocess.run([tmux, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), shell],
