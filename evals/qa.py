@@ -173,6 +173,7 @@ class QASuite:
             "citations_supporting": good,
             "citations_verified": verified,
             "tool_calls": [{c.name: c.arguments} for c in final.tool_calls],
+            "tool_results": [r.content[:1500] for r in final.tool_results],  # what the model read
             "stop_reason": final.stop_reason,
             "completion_tokens": final.usage.completion_tokens,
             "route": final.route,
