@@ -13,8 +13,9 @@ section of the Wikipedia article named by its `doc_id`, in the default corpus:
 - `factual_dev` (only with `--category factual_dev`): evals/data/factual_dev.jsonl, 274
   questions of the same kind, written from other articles, that the default model got wrong
   closed book (`closed_book`: its answer, from `--tools off --max-tokens 64`, the first 168 with
-  `--threads 1`; 375 written and run closed book, 101 right ones left out: 1 of them scored wrong
-  only for writing "October 3, 1990"), on which every choice of the lookup path was made;
+  `--threads 1`; of 315 written and run closed book, the 41 it got right are left out, 1 of them
+  by hand: scored wrong only for writing "October 3, 1990"), on which every choice of the lookup
+  path was made;
 - `userdocs` (only with `--category userdocs`): evals/data/userdocs_qa.jsonl, 20 questions about
   the invented company documents in evals/data/userdocs/, which the suite indexes first as
   `tooltoken index` does (into a temporary Milvus Lite database), so `retrieve` is offered as
