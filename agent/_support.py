@@ -20,7 +20,8 @@ its figures (numbers, clock times, with `1,234` = 1234 and `12.50` = 12.5) and i
 - otherwise False: the answer states a figure no result gave, or nothing it states is in one.
 
 Code blocks and the calculator's output blocks are not the answer's claims: what the answer says
-after them is. Not handled: figures in words ("five"), units and rounding ("about 2.4 km" for
+after them is. Numbers from two to ninety-nine in words count as figures ("twenty-four" = 24).
+Not handled: other figures in words ("one", "three hundred"), units and rounding ("about 2.4 km" for
 2.43), and names written differently in the result. Measured on labelled answers in
 tests/test_support.py (false positives and false negatives counted there).
 """
@@ -50,8 +51,21 @@ Hello Hi Hey Sure Sorry Thanks Thank Please Great Good Okay Well Note Let Let's 
 Yes Certainly Of Unfortunately Below Above Using With For From In On At To As By Is Are Was Were""".split())
 
 
+_UNITS = "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen \
+eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+# numbers written in words, two to ninety-nine ("one" is too often not a count: "one of the")
+_DIGITS = ["one", *_UNITS[:8]]
+_WORDS = {w: n for n, w in enumerate(_UNITS, 2)} | {w: 10 * n for n, w in enumerate(_TENS, 2)} | {
+    f"{t} {u}": 10 * n + m for n, t in enumerate(_TENS, 2) for m, u in enumerate(_DIGITS, 1)}
+_NUMBER_WORD = regex.compile(
+    r"(?<![\p{L}-])(?:(?:" + "|".join(_TENS) + r")[- ](?:" + "|".join(_DIGITS) + r")|" + "|".join(_TENS + _UNITS)
+    + r")(?![\p{L}])", regex.I)
+
+
 def figures_of(text: str) -> set[str]:
-    """The figures in `text`, normalised: clock times as H:MM, numbers as exact values."""
+    """The figures in `text`, normalised: clock times as H:MM, numbers as exact values, and
+    numbers from two to ninety-nine written in words ("twenty-four" is 24)."""
     out = {f"{int(h)}:{m}" for h, m in _CLOCK.findall(text)}
     rest = _CLOCK.sub(" ", text)
     for n in _NUMBER.findall(rest):
@@ -60,6 +74,10 @@ def figures_of(text: str) -> set[str]:
         except (ValueError, ZeroDivisionError):
             continue
         out.add(str(value))
+    for w in _NUMBER_WORD.findall(rest):
+        value = _WORDS.get(" ".join(w.lower().replace("-", " ").split()))
+        if value is not None:
+            out.add(str(value))
     return out
 
 
@@ -82,9 +100,11 @@ def prose(answer: str) -> str:
 
 
 def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
-    """(figures, names) the answer states that the question does not."""
-    said = prose(answer)
-    return figures_of(said) - figures_of(question), _names(said) - _names(question)
+    """(figures, names) the answer states that the question does not (a name the question
+    writes in lower case, "orange", is the question's too)."""
+    said, asked = prose(answer), question.lower()
+    names = {n for n in _names(said) - _names(question) if not regex.search(rf"(?<!\w){regex.escape(n)}(?!\w)", asked)}
+    return figures_of(said) - figures_of(question), names
 
 
 _words = query_terms  # topic words: lower-cased, no stop words (as passages are cut)

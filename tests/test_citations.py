@@ -80,3 +80,35 @@ def test_markers_that_point_at_nothing_or_at_a_failed_tool_are_kept_unverified()
     cs = check_citations("Gosse [1]. Darwin [7].", calls, results, QUESTION)
     assert [(c.marker, c.verified) for c in cs] == [(1, False), (7, False)]
     assert cs[0].reason == "the tool failed" and cs[1].reason == "no tool result has this number"
+
+
+COLOURS = [
+    {"id": "enwiki:Blue", "title": "Blue", "text": "Blue is one of the three primary colours in the RGB colour model."},
+    {"id": "enwiki:Orange_(colour)", "title": "Orange (colour)",
+     "text": "Orange is the colour between yellow and red. In the RGB colour model, it is a tertiary colour."},
+]
+ORANGE = "In the RGB colour model, what type of colour is orange classified as?"
+
+
+def test_an_unmarked_sentence_with_no_new_name_is_cited_by_its_words():
+    calls = [ToolCall("c1", "search", {"query": ORANGE})]
+    results = [ToolResult("c1", "search", "…", 1, sources=COLOURS)]
+    # "Orange" is the question's own word (written there in lower case): the claim is "tertiary"
+    [c] = check_citations("Orange is classified as a tertiary colour in the RGB colour model.", calls, results, ORANGE)
+    assert c.inferred and c.verified and c.source_id == "enwiki:Orange_(colour)" and c.quote == "tertiary"
+    # a sentence no source holds gets no citation
+    assert check_citations("Orange is classified as a warm pastel shade.", calls, results, ORANGE) == []
+
+
+def test_numbers_in_words_are_figures():
+    from tooltoken._support import figures_of, supported
+
+    assert figures_of("an anthology of twenty-four short stories, Twenty four, forty one") == {"24", "41"}
+    assert figures_of("one of the three-attempt lifts; someone; seventy") == {"3", "70"}
+    tales = "The Canterbury Tales are an anthology of twenty-four short stories by Geoffrey Chaucer."
+    assert supported("The Canterbury Tales have 24 stories.", "How many stories make up The Canterbury Tales?",
+                     [tales]) is True
+    calls = [ToolCall("c1", "search", {"query": "How many stories make up The Canterbury Tales?"})]
+    results = [ToolResult("c1", "search", tales, 1, sources=[{"id": "enwiki:The_Canterbury_Tales", "text": tales}])]
+    [c] = check_citations("It has 24 stories [1].", calls, results, "How many stories make up The Canterbury Tales?")
+    assert c.verified
