@@ -22,6 +22,7 @@ def index(
     paths: list[Path] = typer.Argument(..., exists=True, help="Files or folders to index (.txt .md .rst .html .pdf)."),
     chunk_size: int = typer.Option(800, "--chunk-size", help="Characters per chunk."),
     chunk_overlap: int = typer.Option(100, "--chunk-overlap", help="Characters shared by neighbouring chunks."),
+    max_file_mb: float = typer.Option(25.0, "--max-file-mb", help="Skip files larger than this (MiB)."),
     db: Optional[Path] = typer.Option(None, "--db", help="Milvus Lite index folder (default: in the user data dir)."),
     uri: Optional[str] = typer.Option(None, "--uri", help="A Milvus server instead, e.g. http://localhost:19530."),
     token: Optional[str] = typer.Option(None, "--token", envvar="TOOLTOKEN_MILVUS_TOKEN", help="Milvus server token."),
@@ -38,7 +39,8 @@ def index(
                 embedder = SentenceTransformerEmbedder(model)
             with _bar(err) as (bar, on_progress):
                 report = ingest(
-                    paths, store, embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap, progress=on_progress
+                    paths, store, embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap, progress=on_progress,
+                    max_file_bytes=int(max_file_mb * 1024 * 1024),
                 )
             where = store.where
     except RetrievalError as exc:

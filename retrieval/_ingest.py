@@ -6,7 +6,8 @@
     (12, ['/home/me/docs/broken.pdf'])
 
 Folders are walked recursively (hidden files and folders are left out) for .txt, .md, .rst,
-.html and .pdf files. A manifest (see _manifest.py) holds each indexed file's SHA-256, so a run
+.html and .pdf files. A file over `max_file_bytes` (default `MAX_FILE_BYTES`, 25 MiB) is skipped
+unread: a 50 MB log or dump is hours of embedding on a laptop's CPU and mostly noise to retrieval. A manifest (see _manifest.py) holds each indexed file's SHA-256, so a run
 embeds only new and changed files and removes the chunks of files deleted under the given paths;
 files elsewhere in the index are left alone. A file that cannot be read or parsed is skipped,
 listed in the report with the reason, and keeps whatever it had in the index before.
@@ -37,7 +38,9 @@ from ._manifest import FileEntry, Manifest, Update
 from ._store import VectorStore
 from ._types import Chunk
 
-__all__ = ["IngestProgress", "IngestReport", "Skipped", "ingest"]
+__all__ = ["MAX_FILE_BYTES", "IngestProgress", "IngestReport", "Skipped", "ingest"]
+
+MAX_FILE_BYTES = 25 * 1024 * 1024
 
 _EMBED_STEP = 32
 
@@ -87,6 +90,7 @@ def ingest(
     manifest_path: str | os.PathLike[str] | None = None,
     batch_chunks: int = 256,
     progress: ProgressFn | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> IngestReport:
     """Bring the index up to date with the files under `paths` (see the module docstring)."""
     started = time.perf_counter()
@@ -115,7 +119,7 @@ def ingest(
             manifest.commit(undo)
             report.recovered = True
         params = f"{chunk_size}/{chunk_overlap}"
-        todo, deleted = _scan(roots, manifest, params, report, note)
+        todo, deleted = _scan(roots, manifest, params, report, note, max_file_bytes)
         batches = _read(todo, manifest, params, chunk_size, chunk_overlap, batch_chunks, report, note)
         total = sum(len(e.chunks) for b in batches for e, _ in b.values() if e is not None)
         files_total = sum(len(b) for b in batches)
@@ -166,7 +170,7 @@ def _check_settings(manifest: Manifest, embedder: Embedder) -> None:
 
 
 def _scan(
-    roots: list[Path], manifest: Manifest, params: str, report: IngestReport, note: ProgressFn
+    roots: list[Path], manifest: Manifest, params: str, report: IngestReport, note: ProgressFn, max_bytes: int
 ) -> tuple[dict[str, tuple[str, bytes]], list[str]]:
     """Files to (re)index as {path: (sha256, bytes)}, and indexed files that are gone."""
     found: dict[str, Path] = {}
@@ -180,6 +184,11 @@ def _scan(
             report.skipped.append(Skipped(key, f"unsupported file type {path.suffix or '(none)'}"))
             continue
         try:
+            size = path.stat().st_size
+            if size > max_bytes:  # skipped unread; what it had in the index stays
+                report.skipped.append(Skipped(key, f"larger than {_mib(max_bytes)} ({_mib(size)}); raise the limit "
+                                                   "with --max-file-mb (ingest: max_file_bytes=)"))
+                continue
             data = path.read_bytes()
         except OSError as exc:
             report.skipped.append(Skipped(key, f"cannot read: {exc.strerror or exc}"))
@@ -198,6 +207,10 @@ def _scan(
     ]
     report.files_deleted = len(deleted)
     return todo, deleted
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB"
 
 
 def _walk(root: Path) -> Iterable[Path]:

@@ -365,6 +365,25 @@ def test_changing_the_embedder_is_refused_and_chunking_change_reindexes(tmp_path
     agree(store, store.manifest_path)
 
 
+def test_a_file_over_the_size_limit_is_skipped_unread_and_keeps_its_chunks(tmp_path):
+    from tooltoken.retrieval._ingest import MAX_FILE_BYTES
+
+    docs = tmp_path / "docs"
+    write(docs, {"small.md": "# S\n\nsmall text\n", "big.txt": "big text\n"})
+    store, emb = FakeStore(tmp_path), FakeEmbedder()
+    ingest([docs], store, emb)
+    with open(docs / "big.txt", "ab") as f:  # now 50 MB (sparse: no disk used)
+        f.truncate(50 * 1024 * 1024)
+    r = ingest([docs], store, emb)
+    [skipped] = r.skipped
+    assert Path(skipped.path).name == "big.txt" and "larger than 25.0 MiB (50.0 MiB)" in skipped.reason
+    assert (r.files_unchanged, r.files_deleted, r.chunks_deleted) == (1, 0, 0)  # its old chunks stay
+    assert sorted(Path(c.source).name for c, _ in store.rows.values()) == ["big.txt", "small.md"]
+    assert MAX_FILE_BYTES == 25 * 1024 * 1024
+    r = ingest([docs], store, emb, max_file_bytes=10)  # any limit: small.md (unchanged) is over it too
+    assert sorted(Path(s.path).name for s in r.skipped) == ["big.txt", "small.md"]
+
+
 def test_missing_path_is_an_error_not_a_mass_delete(tmp_path):
     with pytest.raises(RetrievalConfigError, match="does not exist"):
         ingest([tmp_path / "nope"], FakeStore(tmp_path), FakeEmbedder())
