@@ -16,10 +16,10 @@ kept and marked unverified with the reason, never dropped.
 Small models often state a tool's fact without any marker ("Leo Tolstoy", "7006652"). Such facts
 (numbers, names) found in a relevant result the answer did not cite get an `inferred` citation
 whose quote is that fact: the framework cites the passage the fact was read from, so the user
-still sees where each fact came from. A sentence with no figure or name beyond the question's
-beyond what the call echoed ("Orange is a tertiary colour in the RGB colour model") is cited when
-the source holds the sentence as support.holds asks of a marked one (for a sentence with no
-figure or name: half its words beyond the question's); the quote is the first of those words.
+still sees where each fact came from. A sentence whose names and figures are all the question's
+or the call's own ("Orange is a tertiary colour in the RGB colour model") is cited by its other
+words instead, when the source holds the sentence as support.holds asks of a marked one (with no
+new figure or name: half its words beyond the question's); the quote is the first of them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from typing import Any
 
 import regex
 
+from tooltoken.tools.search import query_terms
+
 from ._events import Citation, ToolCall, ToolResult
-from ._support import _words, claims, figures_of, holds, prose, relevant
+from ._support import claims, figures_of, holds, prose, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
 # a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
@@ -147,7 +149,7 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         low = sentence.lower()
         said = sorted([*figures, *names], key=lambda c: (low.find(c.lower()) % (len(low) + 1), c))  # as written
         # what else it says ("a tertiary colour", "uchigatana"): its words beyond the question's
-        words = sorted(_words(sentence) - _words(question), key=lambda w: (low.find(w), w))
+        words = sorted(query_terms(sentence) - query_terms(question), key=lambda w: (low.find(w), w))
         for r, call, args, sources in offered if said or words else ():
             if r.source in done:
                 continue
@@ -155,7 +157,7 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
                 found = [c for c in said if (c in there if c in figures else c in text_low and c not in args)]
                 if not found and words and holds(sentence, question, text_low):
                     # the source holds the sentence (support.holds), by words not all echoed from the call
-                    found = [w for w in words if w in _words(text_low)]
+                    found = [w for w in words if w in query_terms(text_low)]
                     found = found if any(w not in args for w in found) else []
                 if found:  # the fact came from this source (what else its sentence says is not checked)
                     out.append(Citation(

@@ -6,8 +6,9 @@
     (12, ['/home/me/docs/broken.pdf'])
 
 Folders are walked recursively (hidden files and folders are left out) for .txt, .md, .rst,
-.html and .pdf files. A file over `max_file_bytes` (default `MAX_FILE_BYTES`, 25 MiB) is skipped
-unread: a 50 MB log or dump is hours of embedding on a laptop's CPU and mostly noise to retrieval. A manifest (see _manifest.py) holds each indexed file's SHA-256, so a run
+.html and .pdf files; a file over `max_file_bytes` (default `MAX_FILE_BYTES`, 25 MiB) is skipped
+unread (a 50 MB log or dump is hours of embedding on a laptop's CPU, and mostly noise to
+retrieval). A manifest (see _manifest.py) holds each indexed file's SHA-256, so a run
 embeds only new and changed files and removes the chunks of files deleted under the given paths;
 files elsewhere in the index are left alone. A file that cannot be read or parsed is skipped,
 listed in the report with the reason, and keeps whatever it had in the index before.

@@ -58,8 +58,8 @@ def test_character_ngrams_separate_what_the_embedding_cannot():
     labels = [r for r in ROUTES for _ in range(20)]
     same = np.tile(np.eye(1, 8), (60, 1))
     weights = fit_weights(same, labels, texts=texts)
-    router = EmbeddingRouter(embedder=_Fixed({" ".join(t.split()): same[0] for t in texts + ["wie viel sind 7 mal 9?"]}),
-                             weights=weights)
+    table = {" ".join(t.split()): same[0] for t in [*texts, "wie viel sind 7 mal 9?"]}
+    router = EmbeddingRouter(embedder=_Fixed(table), weights=weights)
     assert accuracy(router, [{"question": t, "route": r} for t, r in zip(texts, labels)]) == 1.0
     assert router("wie viel sind 7 mal 9?") == "math"
     # digits are read as 0 (a number's shape), whitespace and case do not count, rows are unit length
