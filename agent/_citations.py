@@ -139,8 +139,8 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         call = by_id.get(r.id)
         args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
         echoed = figures_of(args)  # found by the tool, not just echoed back from its call
-        sources = [(s, figures_of(s.get("text", "")) - echoed, s.get("text", "").lower()) for s in _evidence(r)
-                   if relevant(question, f"{s.get('title', '')} {s.get('text', '')} {args}")]
+        sources = [(s, figures_of(s.get("text", "")) - echoed, s.get("text", "").lower(), query_terms(s.get("text", "")))
+                   for s in _evidence(r) if relevant(question, f"{s.get('title', '')} {s.get('text', '')} {args}")]
         offered.append((r, call, args, sources))
     out: list[Citation] = []
     done: set[int] = set()
@@ -153,12 +153,11 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         for r, call, args, sources in offered if said or words else ():
             if r.source in done:
                 continue
-            for source, there, text_low in sources:
+            for source, there, text_low, terms in sources:
                 found = [c for c in said if (c in there if c in figures else c in text_low and c not in args)]
-                if not found and words and holds(sentence, question, text_low):
-                    # the source holds the sentence (support.holds), by words not all echoed from the call
-                    found = [w for w in words if w in query_terms(text_low)]
-                    found = found if any(w not in args for w in found) else []
+                if not found and words:  # the source holds the sentence (support.holds), by words not
+                    hit = [w for w in words if w in terms]  # all echoed from the call
+                    found = hit if any(w not in args for w in hit) and holds(sentence, question, text_low) else []
                 if found:  # the fact came from this source (what else its sentence says is not checked)
                     out.append(Citation(
                         r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,
