@@ -139,8 +139,9 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         call = by_id.get(r.id)
         args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
         echoed = figures_of(args)  # found by the tool, not just echoed back from its call
-        sources = [(s, figures_of(s.get("text", "")) - echoed, s.get("text", "").lower(), query_terms(s.get("text", "")))
-                   for s in _evidence(r) if relevant(question, f"{s.get('title', '')} {s.get('text', '')} {args}")]
+        sources = [(s, figures_of(t) - echoed, t.lower(), query_terms(t))
+                   for s in _evidence(r) for t in [s.get("text", "")]
+                   if relevant(question, f"{s.get('title', '')} {t} {args}")]
         offered.append((r, call, args, sources))
     out: list[Citation] = []
     done: set[int] = set()
