@@ -29,7 +29,7 @@ from ._openai import OpenAIBackend
 from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
-from ._policy import POLICIES, Path, choose
+from ._policy import POLICIES, Path, choose, routable
 from ._router import EmbeddingRouter, Router, RuleRouter, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
@@ -85,6 +85,7 @@ class Agent:
         draft: str | None = None,
         inline_tools: Sequence[Tool] = (),
         router: Router | str | None = None,
+        prompt_cache: Any = True,
         **options: Any,
     ) -> None:
         """`draft`: speculative decoding, "prompt-lookup" or the path of a small draft GGUF.
@@ -94,13 +95,17 @@ class Agent:
         only (an OpenAIBackend's server writes the text itself).
         `router`: decides each question's path (agent/_policy.py): a callable, or "embedding" or
         "rules"; the default is the embedding router when the embedding extra is installed.
+        `prompt_cache`: keep the KV state of each path's static prompt prefix on disk, so the
+        next process restores it instead of evaluating it (True: in the user cache dir; a
+        directory; False: off; see _prompt_cache.py). Only for a model the Agent loads.
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
         sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                             repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         if isinstance(model, (str, os.PathLike)) or model is None:
-            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, sampling=sampling)
+            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, sampling=sampling,
+                                                 prompt_cache=prompt_cache)
         else:
             self.backend = model
         names = [t.name for t in tools]
@@ -116,7 +121,7 @@ class Agent:
         self.system = system
         self.router: Router = _router(router)
         warm = getattr(self.router, "warm", None)
-        if callable(warm):  # the embedder loads while the model warms up and the user types
+        if callable(warm) and routable(self.tools, self.inline_tools):  # loads while the user types
             threading.Thread(target=_quietly, args=(warm,), daemon=True, name="tooltoken-router").start()
         self.options = _options(Options(), options)
         self.fmt: Family = detect_format(
@@ -133,7 +138,7 @@ class Agent:
             return Path(None, [], [])
         routed = options.policy == "routed" and options.tool_choice == "auto"
         latest = _latest(self._turns(question, history)[1])
-        route = self.router(latest) if routed else None
+        route = (self.router(latest) if routable(self.tools, self.inline_tools) else "direct") if routed else None
         return choose(route, self.tools, self.inline_tools, token_level=not isinstance(self.backend, OpenAIBackend),
                       question=latest)
 

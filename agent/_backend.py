@@ -20,7 +20,8 @@ from typing import Any, Iterator, Protocol, Sequence
 from tooltoken.tools import ConfigError, ModelError
 
 from ._grammar import schema_to_gbnf
-from ._cpu import load_llama
+from ._cpu import load_llama, repack_safe
+from ._prompt_cache import MIN_TOKENS, PromptCache, entry_key
 from ._sampling import RANDOM_SEED, Sampling
 
 
@@ -28,6 +29,8 @@ from ._sampling import RANDOM_SEED, Sampling
 class GenerateStats:
     evaluated: int = 0  # tokens of the given list that had to be evaluated
     reused: int = 0  # tokens of the given list served from the KV cache
+    primed: int = 0  # of `reused`: prefix tokens `prime` evaluated on their own just before
+    restored: int = 0  # of `reused`: prefix tokens `prime` restored from the prompt cache
 
 
 class Backend(Protocol):
@@ -82,6 +85,7 @@ class LlamaBackend:
         batch_invariant: bool | None = None,
         llama_kwargs: dict[str, Any] | None = None,
         sampling: Sampling | None = None,
+        prompt_cache: PromptCache | bool | str | os.PathLike[str] | None = True,
     ) -> None:
         """`draft`: None, "prompt-lookup" (drafts copied from the context: answers quote their
         tool results), the path of a small GGUF draft model, or a `LlamaDraftModel`.
@@ -94,7 +98,10 @@ class LlamaBackend:
         path fails there): `TOOLTOKEN_THREADS=n` sets `n_threads` (default: all CPUs), and
         `TOOLTOKEN_BATCH_INVARIANT=1` or `0` sets `batch_invariant`.
         The sampling arguments become `self.sampling` (a `Sampling`; replace it to change them), or
-        pass one `sampling` object instead."""
+        pass one `sampling` object instead.
+        `prompt_cache`: where the KV state of prompts' static prefixes is kept between processes
+        (_prompt_cache.py): True (the user cache dir), a directory, a `PromptCache`, or False/None
+        (off)."""
         self.sampling = sampling or Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                              repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         try:
@@ -139,6 +146,9 @@ class LlamaBackend:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
         self.n_ctx = self.llm.n_ctx()
+        self.repacked = not self.batch_invariant and repack_safe(self.path)  # as load_llama decided
+        self.prompt_cache = _prompt_cache(prompt_cache)
+        self._cache_base: dict[str, Any] | None = None
         meta = self.llm.metadata
         self.chat_template = meta.get("tokenizer.chat_template", "") or _CHATML
         model = self.llm._model
@@ -181,12 +191,7 @@ class LlamaBackend:
     def cached_prefix(self, tokens: list[int]) -> int:
         """How many leading tokens of `tokens` the KV cache already holds."""
         llm = self.llm
-        held = llm.input_ids[: llm.n_tokens].tolist()
-        n = 0
-        for a, b in zip(held, tokens):
-            if a != b:
-                break
-            n += 1
+        n = _common(llm.input_ids[: llm.n_tokens].tolist(), tokens)
         # llama-cpp-python replays one token when the whole list is cached, to refresh logits
         return n - 1 if n == len(tokens) and n > 0 else n
 
@@ -224,6 +229,93 @@ class LlamaBackend:
         from ._draft import drop_unconsumed
 
         return drop_unconsumed(self.llm, tokens, gen)
+
+    def prime(self, prefix: list[int], stats: GenerateStats) -> str | None:
+        """Make the KV cache hold `prefix` (a prompt's static part) before the answer's `generate`:
+        restored from the prompt cache if an entry fits, else evaluated on its own and saved, so
+        a later process restores exactly these bytes (the prefix is the same computation
+        whatever question follows it). Returns a warning if the cache could not be used."""
+        cache, n = self.prompt_cache, len(prefix)
+        if cache is None or n < MIN_TOKENS or n >= self.n_ctx:
+            return None
+        llm = self.llm
+        held = _common(llm.input_ids[: llm.n_tokens].tolist(), prefix)
+        if held >= n:
+            return None  # this process holds it already
+        key = self._entry_key(prefix)
+        state = cache.get(key, prefix) if key else None
+        if state is not None and self._restore(prefix, state):
+            stats.restored += n
+            return cache.take_warning()
+        llm.n_tokens = held
+        try:
+            llm.eval(prefix[held:])
+        except Exception as exc:  # noqa: BLE001 -- the answer's generate evaluates it (and reports)
+            llm.n_tokens = 0
+            return f"prompt cache: the prefix could not be evaluated on its own ({exc})"
+        stats.primed += n - held
+        if key:
+            saved = self._seq_state()
+            if saved is not None:
+                cache.put(key, prefix, saved)
+        return cache.take_warning()
+
+    def _entry_key(self, prefix: list[int]) -> str | None:
+        """The prompt cache's key for `prefix` on this model, build and settings (None: the
+        model file cannot be hashed, so nothing is cached)."""
+        if self._cache_base is None:
+            from ._models import file_sha256
+
+            params = self.llm.context_params
+            try:
+                model = file_sha256(self.path)
+            except OSError:
+                model = ""
+            self._cache_base = {
+                "model": model,
+                "build": f"{getattr(self._llama_cpp, '__version__', '?')} "
+                         f"{self._llama_cpp.llama_print_system_info().decode('utf-8', 'replace')}",
+                "settings": {
+                    "n_ctx": self.n_ctx, "n_batch": params.n_batch, "n_ubatch": params.n_ubatch,
+                    "n_threads": params.n_threads, "n_threads_batch": params.n_threads_batch,
+                    "type_k": params.type_k, "type_v": params.type_v,
+                    "flash_attn": getattr(params, "flash_attn_type", getattr(params, "flash_attn", None)),
+                    "rope": [params.rope_freq_base, params.rope_freq_scale],
+                    "swa_full": getattr(params, "swa_full", None), "repacked": self.repacked,
+                    "batch_invariant": self.batch_invariant, "add_bos": self.add_bos,
+                },
+            }
+        base = self._cache_base
+        if not base["model"]:
+            return None
+        return entry_key(model_sha256=base["model"], tokens=prefix, build=base["build"], settings=base["settings"])
+
+    def _seq_state(self) -> bytes | None:
+        """llama.cpp's state of sequence 0 (its KV cells), or None if it would not give it."""
+        import ctypes
+
+        lib, ctx = self._llama_cpp, self.llm._ctx.ctx
+        size = lib.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        if size == 0 or lib.llama_state_seq_get_data(ctx, buf, size, 0) != size:
+            return None
+        return bytes(buf)
+
+    def _restore(self, prefix: list[int], state: bytes) -> bool:
+        """Load `state` as sequence 0 holding `prefix`; on failure the KV cache is emptied."""
+        import ctypes
+
+        llm, lib = self.llm, self._llama_cpp
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if lib.llama_state_seq_set_data(llm._ctx.ctx, buf, len(state), 0) != len(state):
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+            return False
+        llm.input_ids[: len(prefix)] = prefix
+        llm.n_tokens = len(prefix)
+        llm._requires_eval = True  # no logits with it: the answer's generate evaluates on from here
+        return True
 
     def side_logits(self, tokens: list[int], candidates: list[int]) -> list[float]:
         """Evaluate `tokens` on their own and return the next-token logits of `candidates`,
@@ -291,6 +383,28 @@ def _check_invariant(options: dict[str, Any], drafter: Any) -> None:
             f"kernels differ from one-token decoding: draft at most {INVARIANT_ROWS - 1} tokens "
             "(num_pred_tokens), or pass batch_invariant=False and accept that greedy text may change"
         )
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    """The length of the common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _prompt_cache(setting: Any) -> PromptCache | None:
+    if setting is None or setting is False:
+        return None
+    if isinstance(setting, PromptCache):
+        return setting
+    if setting is True:
+        return PromptCache()
+    if isinstance(setting, (str, os.PathLike)):
+        return PromptCache(setting)
+    raise ConfigError(f"prompt_cache must be True, False, a directory or a PromptCache, not {setting!r}")
 
 
 def _llama_seed(seed: int) -> int:

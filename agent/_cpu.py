@@ -51,12 +51,13 @@ def repack_safe(model_path: str) -> bool:
     if not any(f.startswith("amx") for f in flags):
         return True
     import llama_cpp
-    import platformdirs
+
+    from tooltoken.tools.corpus import cache_dir
 
     key = hashlib.sha256(" ".join(sorted(flags) + [llama_cpp.__version__]).encode()).hexdigest()[:16]
     if key in _VERDICTS:
         return _VERDICTS[key]
-    cache = Path(platformdirs.user_cache_dir("tooltoken")) / f"repack-{key}.json"
+    cache = cache_dir() / f"repack-{key}.json"
     try:
         verdict = bool(json.loads(cache.read_text())["safe"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -76,6 +76,7 @@ class Usage:
     completion_tokens: int = 0  # tokens sampled by the model
     prompt_tokens_evaluated: int = 0  # tokens llama.cpp evaluated that it did not sample
     tokens_reused: int = 0  # tokens served from the KV cache instead of evaluated again
+    prompt_tokens_restored: int = 0  # of tokens_reused: the prompt's prefix, read from the prompt cache
     inserted_tokens: int = 0  # call scaffolding and tool results written by the controller
     call_tokens: int = 0  # tokens of the calls in canonical form (opening, JSON, closing)
     tool_calls: int = 0

@@ -81,9 +81,13 @@ class LlamaTurns:
         self.inline = [t for t in [*tools, *(inline or [])] if t.inline is not None] if on else []
         self.usage = Usage()
         self.stats = GenerateStats()
-        self.ctx = self.encode(prompt)
+        static = next((k for k, p in enumerate(prompt) if p.turn), len(prompt))
+        head = self.encode(prompt[:static])  # the template, system prompt and tools: the same every answer
+        self.ctx = head + self.encode(prompt[static:])
         if backend.add_bos and not (backend.bos_text and prompt and prompt[0].text.startswith(backend.bos_text)):
-            self.ctx = backend.tokenize(backend.bos_text, special=True) + self.ctx
+            bos = backend.tokenize(backend.bos_text, special=True)
+            self.ctx, head = bos + self.ctx, bos + head
+        self._static = min(len(head), len(self.ctx) - 1)  # the prefix the prompt cache keeps
         self.usage.prompt_tokens = len(self.ctx)
         self._text_tokens = 0  # answer tokens sampled, calls not counted
         self._call_prefix = ""  # call text already sampled when a pythonic call was caught
@@ -118,7 +122,7 @@ class LlamaTurns:
 
     # -- the seam ------------------------------------------------------------------------------
     def turn(self, a: Answer, step: str) -> Generator[Event, None, Turn]:
-        self._check_prompt()
+        self._check_prompt(a)
         if step not in ("auto", "none"):  # a forced call: written under the grammar at once
             allowed = list(self.tools.values()) if step == "required" else [self.tools[step]]
             return self._call_turn(a, allowed, forced=True)
@@ -136,7 +140,7 @@ class LlamaTurns:
 
     def given(self, a: Answer, calls: list[Call]) -> Turn:
         """Write `calls` as the model's own call turn, in the family's canonical form."""
-        self._check_prompt()
+        self._check_prompt(a)
         self._mark = len(self.ctx)
         ids = [self.fam.call_id(len(a.calls) + k + 1) for k in range(len(calls))]
         before = len(self.ctx)
@@ -151,11 +155,16 @@ class LlamaTurns:
         raws = [json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in calls]
         return Turn(list(calls), ids, raws)
 
-    def _check_prompt(self) -> None:
+    def _check_prompt(self, a: Answer) -> None:
         if not self._started:
             self._started = True
             if len(self.ctx) + self.opt.answer_reserve > self.b.n_ctx:
                 raise Stop("context", f"the prompt has {len(self.ctx)} tokens; the context holds {self.b.n_ctx}")
+            prime = getattr(self.b, "prime", None)
+            if prime is not None and self._static > 0:
+                warning = prime(self.ctx[: self._static], self.stats)
+                if warning:
+                    a.warnings.append(warning)
 
     def take_back(self, note: str | None) -> None:
         del self.ctx[self._mark:]
@@ -180,8 +189,10 @@ class LlamaTurns:
     def finish(self, usage: Usage) -> str | None:
         for name in ("prompt_tokens", "completion_tokens", "inserted_tokens", "call_tokens", "inline_calls"):
             setattr(usage, name, getattr(self.usage, name))
-        usage.prompt_tokens_evaluated = self.stats.evaluated
-        usage.tokens_reused = self.stats.reused
+        # what `prime` evaluated counts as evaluated, not as reused by the generate after it
+        usage.prompt_tokens_evaluated = self.stats.evaluated + self.stats.primed
+        usage.tokens_reused = self.stats.reused - self.stats.primed
+        usage.prompt_tokens_restored = self.stats.restored
         return self.b.detokenize(self.ctx).decode("utf-8", "replace") if self.opt.show_prompt else None
 
     # -- free text -----------------------------------------------------------------------------

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import platformdirs
-
 from tooltoken.tools import ModelError
+from tooltoken.tools.corpus import cache_dir
 
 try:
     import fcntl
@@ -190,7 +189,7 @@ def _resolve_single(pack: ModelPack) -> Path:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("TOOLTOKEN_CACHE_DIR") or platformdirs.user_cache_dir("tooltoken"))
+    return cache_dir()
 
 
 def _sha256_file(path: Path) -> str:
@@ -230,12 +229,21 @@ def _problem(path: Path, pack: ModelPack) -> str | None:
     st = path.stat()
     if st.st_size != pack.size:
         return f"{path} has {st.st_size} bytes, expected {pack.size}"
+    sha = file_sha256(path)
+    return None if sha == pack.sha256 else f"{path} has sha256 {sha}, expected {pack.sha256}"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, remembered in the user cache dir while its size and mtime hold (a
+    model pack's file is hashed when it is verified; another GGUF, the first time it is asked)."""
+    path = Path(path)
+    st = path.stat()
     seen = _verdicts().get(str(path.resolve())) or {}
     sha = seen.get("sha256")
     if (seen.get("size"), seen.get("mtime_ns")) != (st.st_size, st.st_mtime_ns) or not sha:
         sha = _sha256_file(path)
         _remember(path, sha)
-    return None if sha == pack.sha256 else f"{path} has sha256 {sha}, expected {pack.sha256}"
+    return str(sha)
 
 
 def _resolve_split(pack: ModelPack) -> Path:

@@ -25,13 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tooltoken.tools import Tool
+from tooltoken.tools import BUILTIN_TOOL_NAMES, Tool
 from tooltoken.tools.calculator import calculator as builtin_calculator
 from tooltoken.tools.calculator import worked_calculator
 
 from ._router import Route
 
-__all__ = ["LOOKUP_SYSTEM", "MATH_SYSTEM", "POLICIES", "Path", "choose", "reread"]
+__all__ = ["LOOKUP_SYSTEM", "MATH_SYSTEM", "POLICIES", "Path", "choose", "reread", "routable"]
 
 Policy = Literal["routed", "plain"]
 POLICIES: tuple[Policy, ...] = ("routed", "plain")
@@ -84,6 +84,13 @@ def reread(question: str, results: int) -> str:
     return f"Answer my question from the search results {marks}, and cite the one you use: {text}"
 
 
+def routable(tools: list[Tool], inline: list[Tool]) -> bool:
+    """Whether a route can change the path: some tool makes a math or lookup path (else every
+    question takes the direct path, and the router is not asked)."""
+    names = {t.name for t in [*tools, *inline]}
+    return CALCULATOR in names or any(name in names for name in LOOKUP_TOOLS)
+
+
 def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_level: bool = True,
            question: str = "") -> Path:
     """The path for `route` with the Agent's `tools` and `inline` tools. `token_level`: the
@@ -110,4 +117,9 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
                     first=first, after_first=reread(question, len(first)), runs=others)
     if route is None:
         return Path(None, list(tools), list(inline))
-    return Path("direct", list(tools), list(inline))
+    # the built-in tools serve the other paths: the direct path declares only a caller's own
+    # tools (the router knows nothing of them), and with none, the prompt is the bare model's
+    # (a built-in that works inline, the calculator finishing `195 × 144 =`, still does: unseen)
+    own = [t for t in tools if t.name not in BUILTIN_TOOL_NAMES]
+    unseen = [t for t in tools if t.name in BUILTIN_TOOL_NAMES and t.inline is not None]
+    return Path("direct", own, [*inline, *(t for t in unseen if t not in inline)], hint=bool(own))

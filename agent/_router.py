@@ -151,9 +151,9 @@ class EmbeddingRouter:
     def embedder(self) -> Any:
         with self._lock:
             if self._embedder is None:
-                from tooltoken.retrieval import SentenceTransformerEmbedder
+                from tooltoken.retrieval import default_embedder
 
-                self._embedder = SentenceTransformerEmbedder()
+                self._embedder = default_embedder()
             return self._embedder
 
     def scores(self, question: str) -> dict[Route, float]:
@@ -184,8 +184,10 @@ def default_router() -> Router:
         if _SHARED:
             return _SHARED[0]
     try:
-        import sentence_transformers  # noqa: F401
+        import importlib.util
 
+        if not all(importlib.util.find_spec(m) for m in ("tokenizers", "safetensors")):
+            raise ImportError("the embed extra is not installed")
         from tooltoken.retrieval import default_model_path
 
         default_model_path()

@@ -27,6 +27,7 @@ _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use code points: never in real tex
 class Piece:
     text: str
     trusted: bool
+    turn: bool = False  # the content of a conversation turn (not the system prompt): where the static prefix ends
 
 
 def _raise(message: str) -> None:
@@ -89,7 +90,8 @@ def render(
         if before:
             pieces.append(Piece(before, True))
         if contents[int(index)]:
-            pieces.append(Piece(contents[int(index)], owners[int(index)] in trusted))
+            owner = owners[int(index)]
+            pieces.append(Piece(contents[int(index)], owner in trusted, messages[owner].get("role") != "system"))
     if rest:
         pieces.append(Piece(rest, True))
     return pieces

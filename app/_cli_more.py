@@ -27,6 +27,8 @@ TopPOpt = typer.Option(None, "--top-p", help="Sample from the top tokens up to t
 MinPOpt = typer.Option(None, "--min-p", help="Drop tokens below min-p x the top probability (default 0.05).")
 RepeatPenaltyOpt = typer.Option(None, "--repeat-penalty", help="Penalty on recent tokens (default 1: none).")
 SeedOpt = typer.Option(None, "--seed", help="Sampling seed (default 0; -1: random).")
+PromptCacheOpt = typer.Option(None, "--prompt-cache/--no-prompt-cache", help="Restore the prompt's static prefix "
+                               "from the user cache dir instead of evaluating it (default: on).")
 DraftOpt = typer.Option(None, "--draft", help="Speculative decoding: prompt-lookup, or a small draft .gguf with the "
                         "same vocabulary (batch-invariant kernels: drafts never change the text).")
 
@@ -65,13 +67,14 @@ def run(
     repeat_penalty: Optional[float] = RepeatPenaltyOpt,
     seed: Optional[int] = SeedOpt,
     draft: Optional[str] = DraftOpt,
+    prompt_cache: Optional[bool] = PromptCacheOpt,
 ) -> None:
     """Answer a JSONL file of questions into a JSONL file of answers with citations (resumable)."""
     from tooltoken._batch import run_batch
 
     s = _settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                   concurrency=concurrency, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                  repeat_penalty=repeat_penalty, seed=seed, draft=draft)
+                  repeat_penalty=repeat_penalty, seed=seed, draft=draft, prompt_cache=prompt_cache)
     agent = make_agent(s)
     columns = (TextColumn("answering"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -118,6 +121,7 @@ def serve(
     repeat_penalty: Optional[float] = RepeatPenaltyOpt,
     seed: Optional[int] = SeedOpt,
     draft: Optional[str] = DraftOpt,
+    prompt_cache: Optional[bool] = PromptCacheOpt,
 ) -> None:
     """Serve the agent as an OpenAI-compatible API (/v1/chat/completions, /v1/models). Sampling is
     set here, for every request (a request's temperature, seed, ... are ignored)."""
@@ -128,7 +132,7 @@ def serve(
                   max_tokens=max_tokens, max_tokens_cap=max_tokens_cap, max_body_bytes=max_body_bytes,
                   rate_limit=rate_limit, max_queue=max_queue, served_model_name=served_model_name,
                   temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                  seed=seed, draft=draft)
+                  seed=seed, draft=draft, prompt_cache=prompt_cache)
     agent = make_agent(s)
     key = s.api_key.get_secret_value() if s.api_key is not None else None
     app = create_app(agent, served_model_name=s.served_model_name, api_key=key, max_body_bytes=s.max_body_bytes,

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     call_greedy: bool = Field(_S.call_greedy, description="write tool calls greedily whatever the temperature")
     draft: str | None = Field(None, min_length=1, description="speculative decoding: prompt-lookup, or a small draft "
                               ".gguf / model pack with the same vocabulary (None: off)")
+    prompt_cache: bool = Field(True, description="keep the KV state of prompts' static prefixes in the user cache "
+                               "dir, so a new process restores it instead of evaluating it again")
+    prompt_cache_dir: Path | None = Field(None, description="where the prompt cache lives (None: <cache dir>/prompts)")
+    prompt_cache_mb: int = Field(512, ge=1, description="the prompt cache's size bound (least recently used go)")
     system: str | None = Field(None, description="system prompt (None: the built-in one)")
     tools: Annotated[list[str], NoDecode] = Field(list(BUILTIN_TOOLS),
                                                   description="built-in tools: " + ", ".join(BUILTIN_TOOLS))
@@ -136,6 +140,12 @@ class Settings(BaseSettings):
 
         options = {f.name for f in dc_fields(Options)}
         kw: dict[str, Any] = {"n_ctx": self.n_ctx, "system": self.system, "draft": self.draft}
+        if not self.prompt_cache:
+            kw["prompt_cache"] = False
+        elif self.prompt_cache_dir is not None or self.prompt_cache_mb != type(self).model_fields["prompt_cache_mb"].default:
+            from tooltoken._prompt_cache import PromptCache
+
+            kw["prompt_cache"] = PromptCache(self.prompt_cache_dir, max_bytes=self.prompt_cache_mb * 1024 * 1024)
         kw.update({k: getattr(self, k) for k in SAMPLING})
         kw.update({k: getattr(self, k) for k in ("tool_choice", "max_tokens", "max_tool_calls", "tool_timeout",
                                                  "max_time_s") if k in options})

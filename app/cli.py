@@ -72,7 +72,8 @@ if typer is not None:
     PlainOpt = typer.Option(False, "--plain", help="Plain text, no markdown rendering.")
     # --config and the sampling flags, shared with run and serve
     from ._cli_more import make_agent
-    from ._cli_more import ConfigOpt, DraftOpt, MinPOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt, TopKOpt, TopPOpt
+    from ._cli_more import (ConfigOpt, DraftOpt, MinPOpt, PromptCacheOpt, RepeatPenaltyOpt, SeedOpt, TemperatureOpt,
+                            TopKOpt, TopPOpt)
 
     def settings(config: Optional[Path], **flags: Any):
         from tooltoken.app._settings import load_settings
@@ -102,11 +103,12 @@ if typer is not None:
         repeat_penalty: Optional[float] = RepeatPenaltyOpt,
         seed: Optional[int] = SeedOpt,
         draft: Optional[str] = DraftOpt,
+        prompt_cache: Optional[bool] = PromptCacheOpt,
     ) -> None:
         """Chat in the terminal. /help lists the commands; Ctrl-C stops an answer; Ctrl-D quits."""
         s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                     seed=seed, draft=draft)
+                     seed=seed, draft=draft, prompt_cache=prompt_cache)
         ChatSession(s, markdown=console.is_terminal and not plain, show_prompt=show_prompt).loop()
 
     @app.command()
@@ -128,11 +130,12 @@ if typer is not None:
         repeat_penalty: Optional[float] = RepeatPenaltyOpt,
         seed: Optional[int] = SeedOpt,
         draft: Optional[str] = DraftOpt,
+        prompt_cache: Optional[bool] = PromptCacheOpt,
     ) -> None:
         """Answer one question."""
         s = settings(config, model=model, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                      temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
-                     seed=seed, draft=draft)
+                     seed=seed, draft=draft, prompt_cache=prompt_cache)
         agent = make_agent(s)
         if show_prompt:
             err.rule("prompt")

@@ -34,11 +34,11 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 def bench_router(fit: bool = False) -> dict[str, Any]:
     from tooltoken._router import WEIGHTS, EmbeddingRouter, RuleRouter, fit_weights
-    from tooltoken.retrieval import SentenceTransformerEmbedder
+    from tooltoken.retrieval import default_embedder
 
     labelled, heldout = load(LABELLED), load(HELDOUT)
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder()
+    embedder = default_embedder()  # the router's own
     load_s = time.perf_counter() - started
     if fit:
         texts = [r["question"] for r in labelled]

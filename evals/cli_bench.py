@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 
-__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_router", "bench_search", "bench_speculative",
-           "register"]
+__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_router",
+           "bench_search", "bench_speculative", "bench_startup", "register"]
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
 
@@ -111,6 +111,31 @@ def bench_retrieval(
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(1) from None
     _print_bench(result, as_json)
+
+
+@bench_app.command("startup")
+def bench_startup(
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    as_json: bool = typer.Option(False, "--json"),
+    questions: Optional[str] = typer.Option(None, "--questions", help="A JSONL file of {\"question\": ...} "
+                                            "(default: five direct questions)."),
+    max_tokens: int = typer.Option(48, "--max-tokens"),
+    repeats: int = typer.Option(1, "--repeats"),
+    in_process: bool = typer.Option(True, "--in-process/--no-in-process", help="Also time answers once loaded."),
+) -> None:
+    """Cold processes side by side: the bare model, tooltoken with a cold and a warm prompt cache."""
+    from tooltoken.evals.bench_startup import QUESTIONS
+    from tooltoken.evals.bench_startup import bench_startup as run
+
+    asked = list(QUESTIONS)
+    if questions:
+        try:
+            with open(questions, encoding="utf-8") as f:
+                asked = [str(json.loads(line)["question"]) for line in f if line.strip()]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.stderr.write(f"error: {questions}: {exc}\n")
+            raise typer.Exit(1) from None
+    _print_bench(run(model, asked, max_tokens=max_tokens, repeats=repeats, in_process=in_process), as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,7 @@ from ._extract import KINDS, Extracted, Unreadable, extract
 from ._filters import FILTER_FIELDS, build_filter
 from ._ingest import IngestProgress, IngestReport, Skipped, ingest
 from ._manifest import FileEntry, Manifest, Update
+from ._minilm import MiniLMEmbedder, default_embedder
 from ._milvus import MilvusStore
 from ._search import Retriever, rrf
 from ._store import VectorStore, data_dir
@@ -45,6 +46,7 @@ __all__ = [
     "IngestReport",
     "Manifest",
     "MilvusStore",
+    "MiniLMEmbedder",
     "RetrievalConfigError",
     "RetrievalError",
     "Retriever",
@@ -59,6 +61,7 @@ __all__ = [
     "build_filter",
     "chunk_id",
     "data_dir",
+    "default_embedder",
     "default_model_path",
     "extract",
     "ingest",

@@ -71,15 +71,15 @@ class Retriever:
         model: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> Retriever:
-        """A hybrid retriever on a `MilvusStore` (Lite at `path`, or a server at `uri`) with a
-        `SentenceTransformerEmbedder` (`model`: a local folder; default all-MiniLM-L6-v2).
+        """A hybrid retriever on a `MilvusStore` (Lite at `path`, or a server at `uri`) with the
+        folder's `default_embedder` (`model`: a local folder; default all-MiniLM-L6-v2).
         Close it with `close()` (or `with`) to release Milvus Lite for other processes."""
-        from ._embed import SentenceTransformerEmbedder
         from ._milvus import MilvusStore
+        from ._minilm import default_embedder
 
         store = MilvusStore(path, uri=uri, token=token, collection=collection)  # first: a held lock fails fast
         try:
-            return cls(store, SentenceTransformerEmbedder(model), **kwargs)
+            return cls(store, default_embedder(model), **kwargs)
         except BaseException:
             store.close()
             raise

@@ -143,7 +143,8 @@ def check_final(final: Any, tools: list[Any], *, forced: list[str] = (), fresh: 
       wrote (inserted tokens: scaffolding, calls in canonical form, results) plus at most one
       sampled token per stretch of decoding (the last one, evaluated when the next stretch
       starts): bounded here by the calls' tokens, plus one per inline use and one for the end.
-      `fresh`: the model's cache was empty (a new process), so the whole prompt was evaluated;
+      `fresh`: the model's cache was empty (a new process), so the whole prompt was evaluated
+      (or its static prefix restored from the prompt cache);
     - citations resolve: a verified [n] names the n-th result, which did not fail; an unverified
       one says why; every [n] in the answer was checked.
     """
@@ -166,8 +167,9 @@ def check_final(final: Any, tools: list[Any], *, forced: list[str] = (), fresh: 
     assert u["tool_calls"] == len(calls)
     assert u["prompt_tokens_evaluated"] - u["prompt_tokens"] <= (
         u["inserted_tokens"] + u["call_tokens"] + u["inline_calls"] + 1), u
-    if fresh:
-        assert u["prompt_tokens_evaluated"] >= u["prompt_tokens"], u
+    assert u["prompt_tokens_restored"] <= u["tokens_reused"], u
+    if fresh:  # every prompt token was evaluated, or its prefix restored from the prompt cache
+        assert u["prompt_tokens_evaluated"] + u["prompt_tokens_restored"] >= u["prompt_tokens"], u
     for c in d["citations"]:
         if c["verified"]:
             assert 1 <= c["marker"] <= len(results), c

@@ -203,7 +203,7 @@ def test_each_question_browses_on_its_own(tmp_path):
     agent = Agent(ScriptedBackend([
         ["<tool_call>"], chunks('{"name": "open", "arguments": {"id": "tolstoy"}}'), chunks("Read [1]."),
         ["<tool_call>"], chunks('{"name": "find", "arguments": {"text": "Tolstoy"}}'), chunks("None [1]."),
-    ]), tools=browser.tools(), router=lambda q: "direct")  # the model's own calls, not the lookup path's
+    ]), tools=browser.tools(), policy="plain")  # the model's own calls, not the lookup path's
     q = write_questions(tmp_path / "q.jsonl", [{"id": 1, "question": "open it"}, {"id": 2, "question": "find it"}])
     assert run_batch(q, tmp_path / "a.jsonl", agent=agent).answered == 2
     first, second = (r["tool_results"][0] for r in read(tmp_path / "a.jsonl"))

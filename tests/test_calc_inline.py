@@ -165,6 +165,6 @@ def test_a_program_closed_by_split_fence_tokens_is_run_before_the_model_goes_on(
 
 def test_a_fenced_tool_call_is_still_a_tool_call():
     call = '{"name": "calculator", "arguments": {"expression": "6 * 7"}}'
-    agent, _ = _agent([["``", "`json\n", '{"name": "calculator"'], chunks(call, 4), ["42 [1]."]])
+    agent, _ = _agent([["``", "`json\n", '{"name": "calculator"'], chunks(call, 4), ["42 [1]."]], policy="plain")
     final = agent.run("?")
     assert [c.name for c in final.tool_calls] == ["calculator"] and final.usage.inline_calls == 0

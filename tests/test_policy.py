@@ -105,10 +105,29 @@ def test_lookup_path_says_when_the_sources_do_not_hold_it():
     assert final.answer == "The results do not say who built the bridge."  # a decline: no notice
 
 
-def test_direct_path_declares_the_tools():
+def test_direct_path_declares_only_the_caller_s_own_tools():
     a, backend = agent([chunks("Rain on the roof.")], "direct")
     final = a.run("Write a haiku about rain.")
-    assert final.route == "direct" and '"name": "calculator"' in prompt_of(backend)
+    assert final.route == "direct" and final.answer == "Rain on the roof."
+    prompt = prompt_of(backend)  # the built-ins serve the other paths: the bare model's prompt
+    assert "<tools>" not in prompt and "Use a tool" not in prompt
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+
+    from tooltoken.tools import tool
+
+    @tool
+    def weather(city: str) -> str:
+        """Today's weather in a city.
+
+        city: the city's name
+        """
+        return "rain"
+
+    backend = ScriptedBackend([chunks("Rain.")])
+    a = Agent(backend, tools=[calculator, *Browser(Shelf()).tools(), weather], router=lambda q: "direct")
+    assert a.run("Will it rain in Oslo?").route == "direct"
+    prompt = prompt_of(backend)  # the router knows nothing of a caller's tool: it stays declared
+    assert '"name": "weather"' in prompt and '"name": "calculator"' not in prompt and '"name": "search"' not in prompt
 
 
 def test_opting_out_and_forcing_calls_are_not_routed():

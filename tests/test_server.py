@@ -275,7 +275,7 @@ def test_two_answers_streamed_at_once_from_one_agent_browse_apart():
     agent = Agent(ScriptedBackend([["<tool_call>"], chunks(search),  # the first answer searches
                                    ["<tool_call>"], chunks(open_1), ["None."],  # the second opens "1" at once
                                    ["Tolstoy [1]."]]),  # the first answer ends
-                  tools=browser.tools(), unsupported_notice=None)
+                  tools=browser.tools(), unsupported_notice=None, policy="plain")  # the model's own calls
     first = agent.stream("Find a novel.")
     for event in first:
         if isinstance(event, ToolResult):

@@ -36,6 +36,10 @@ __all__ = [
 BUILTIN_TOOLS = ("calculator", "browser")  # browser: search, open, find, quote over the offline corpus
 
 
+#: The names of the tools `default_tools` can give (the answer policy's paths are built from them).
+BUILTIN_TOOL_NAMES = frozenset({"calculator", "search", "open", "find", "quote", "retrieve"})
+
+
 def default_tools(names: Sequence[str] = BUILTIN_TOOLS, docs: bool | str | None = None) -> list[Tool]:
     """The built-in tools, the one list every interface builds from (chat, ask, run, serve, and
     `run_batch` in a library): `names` among BUILTIN_TOOLS, in that order (the calculator; WebGPT-
@@ -43,6 +47,7 @@ def default_tools(names: Sequence[str] = BUILTIN_TOOLS, docs: bool | str | None 
     use), then `retrieve` over your own documents whenever an index exists: `docs` names one (a
     Milvus Lite path or a server URI), or, with `docs=None`, `tooltoken index` has made the
     default one. `docs=False`: no `retrieve`."""
+    from ._deferred import Deferred
     from ._errors import ConfigError
     from .calculator import calculator
 
@@ -50,8 +55,8 @@ def default_tools(names: Sequence[str] = BUILTIN_TOOLS, docs: bool | str | None 
     if unknown:
         raise ConfigError(f"unknown tool(s) {unknown} (valid tools: {', '.join(BUILTIN_TOOLS)})")
     tools: list[Tool] = []
-    for name in names:
-        tools += [calculator] if name == "calculator" else Browser(default_search()).tools()
+    for name in names:  # the heavy parts (the corpus's index, Milvus) are built on a first search
+        tools += [calculator] if name == "calculator" else Browser(Deferred(default_search)).tools()
     if docs is None:
         from tooltoken.retrieval import data_dir
 
@@ -60,9 +65,9 @@ def default_tools(names: Sequence[str] = BUILTIN_TOOLS, docs: bool | str | None 
         from tooltoken.retrieval import Retriever
 
         where = {} if docs is True else {"uri": docs} if "://" in str(docs) else {"path": docs}
-        tools.append(retriever_tool(Retriever.open(**where)))
+        tools.append(retriever_tool(Deferred(lambda: Retriever.open(**where))))
     return tools
 
 
-__all__ += ["BUILTIN_TOOLS", "RetrieverBackend", "retriever_tool", "default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
+__all__ += ["BUILTIN_TOOLS", "BUILTIN_TOOL_NAMES", "RetrieverBackend", "retriever_tool", "default_tools", "BM25Search", "Browser", "BrowserError", "CalculatorError", "CorpusError", "Document",
             "Hit", "HttpSearch", "SearchBackend", "SearchError", "calculate", "default_search"]
