@@ -30,7 +30,7 @@ from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
 from ._policy import POLICIES, Path, choose, routable
-from ._router import EmbeddingRouter, Router, RuleRouter, default_router
+from ._router import EmbeddingRouter, Router, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
 
@@ -263,6 +263,8 @@ def _router(router: Router | str | None) -> Router:
         shared = default_router()
         return shared if isinstance(shared, EmbeddingRouter) else EmbeddingRouter()
     if router == "rules":
+        from ._router_rules import RuleRouter
+
         return RuleRouter()
     if isinstance(router, str) or not callable(router):
         raise ConfigError(f"router must be a callable, 'embedding' or 'rules', not {router!r}")

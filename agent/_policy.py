@@ -4,7 +4,8 @@
                                                          calculator inline; no tools declared
                                           ──▶ lookup : search first (retrieve when an index
                                                          exists), then an answer from the results
-                                          ──▶ direct : the answer, with the tools declared
+                                          ──▶ direct : the answer; of the tools, only a
+                                                         caller's own are declared
 
 One policy for every interface: chat, ask, run, serve, `Agent(...)` in a library and `tooltoken
 eval` all answer through `Agent.stream`, which asks `choose` for the path of every answer unless
@@ -17,7 +18,10 @@ Why these paths (docs/results.md has the figures): the default model answers wor
 better writing a short program that the calculator runs than calling a declared calculator, and
 a lean prompt with no tool declarations prefills in a fraction of the time; declared, the
 calculator was also called with its description's examples on questions that had nothing to
-compute, so the lookup path does not declare it.
+compute, so the lookup path does not declare it. The direct path is the bare model's prompt
+(the built-in tools serve the other paths; the router knows nothing of a caller's own tools, so
+those stay declared), and every path's static prefix is restored from the prompt cache
+(agent/_prompt_cache.py).
 """
 
 from __future__ import annotations

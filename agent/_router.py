@@ -18,8 +18,10 @@ Two routers, chosen by measurement (docs/results.md, "The router"; `tooltoken be
   all-MiniLM-L6-v2 embedding and its character n-grams (`GRAMS`: what an English embedder
   misses in "wie viel" or "15 %"), scored by a linear classifier (multinomial logistic
   regression) fitted on evals/data/routes.jsonl; its weights ship in agent/router_weights.json and
-  `tooltoken bench router --fit` writes them again. The embedder loads once per process, in a
-  background thread from the Agent's construction (`warm`), so a chat never waits for it.
+  `tooltoken bench router --fit` writes them again. The embedder runs in numpy
+  (retrieval/_minilm.py: no torch, 0.1 s to load); it loads once per process, in a background
+  thread from the Agent's construction (`warm`), and only when some tool makes a math or
+  lookup path (else no question is routed).
 - `RuleRouter`: the question's words alone (numbers that are quantities, arithmetic, quantity
   words, question words, the imperative verbs of tasks); no dependency, microseconds. It was
   written on the labelled set and generalises worse to new questions.
@@ -31,12 +33,12 @@ Not handled here: what each path does (agent/_policy.py).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import regex
 
 __all__ = ["ROUTES", "WEIGHTS", "EmbeddingRouter", "Route", "Router", "RuleRouter", "default_router", "fit_weights"]
 
@@ -48,82 +50,12 @@ class Router(Protocol):
     def __call__(self, question: str) -> Route: ...
 
 
-def _words(*alternatives: str) -> regex.Pattern[str]:
-    return regex.compile(r"(?<!\p{L})(?:" + "|".join(alternatives) + r")(?!\p{L})", regex.I | regex.V1)
+def __getattr__(name: str) -> Any:
+    if name == "RuleRouter":  # compiled on first use (agent/_router_rules.py)
+        from ._router_rules import RuleRouter
 
-
-_YEAR = r"(?:1[0-9]{3}|20[0-9]{2})"
-# a number that is a quantity: digits (not a year standing alone), a clock time, money, a percentage
-_QUANTITY = regex.compile(
-    r"[$€£]\s?\d|\d+(?:[.,]\d+)?\s?%|\b\d{1,2}:\d{2}\b|(?<![\d.,])(?!" + _YEAR + r"(?![\d.,%]))\d+(?:[.,]\d+)*", regex.V1)
-_NUMBER_WORDS = _words(
-    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
-    "thirty", "forty", "fifty", "hundred", "thousand", "dozen", "half", "twice", "triple", "double", "quarter")
-_ARITHMETIC = regex.compile(r"\d\s*(?:[-+*/×÷^x]|\*\*)\s*[-(]?\s*\d|\d\s*[×÷]|(?:sqrt|log|sin|cos)\s*\(", regex.I)
-_MATH_WORDS = _words(
-    r"how (?:many|much|long|far|fast)", r"what time", "total", "altogether", "in all", "left", "remain(?:s|ing)?",
-    "each", "per", "every", "average", "mean", "percent(?:age)?", "discount", "cost(?:s)?", "price", "spend(?:s|t)?",
-    "earn(?:s|ed)?", "save(?:s|d)?", "sum", "difference", "product", "quotient", "divided?", "multipl(?:y|ied)",
-    "times", "ratio", "rate", "speed", "calculate", "compute", "solve", "evaluate", "simplify", "lcm", "gcd",
-    "least common multiple", "greatest common (?:divisor|factor)", "more than", "less than", "fewer", "twice as",
-    "remainder", "square root", "round(?:ed)? (?:up|down)", "minimum number", "at least how many", "convert",
-    "(?:km|miles?|kilometres?|kilometers?|metres?|meters?|hours?|minutes?|seconds?|kg|grams?|litres?|liters?)",
-    "cuántos", "cuánto", "wie viele", "wie viel", "combien", "calcula", "berechne",
-    "how old", "ways", "arranged?", "duration", "elapsed", "day of the week", "weekdays?", "business days",
-    r"\d+\s?% of", "older", "min", "h", "hrs?", "arrives?", "leaves?", "departs?", "finish(?:es)?", "younger",
-    r"from \d+ to \d+", "(?:mon|tues|wednes|thurs|fri|satur|sun)day")
-_LOOKUP_START = regex.compile(
-    r"^\W*(?:(?:and|so|but|tell me|do you know|please|hey|quick question)[, ]+)*"
-    r"(?:who|whom|whose|what|when|where|which|how (?:many|much|tall|old|long|far|big|high|deep|large|did|does|do|is|was)"
-    r"|in (?:what|which)|name (?:the|a)|is|was|are|were|did|does|do|has|had"
-    r"|quién|qué|cuándo|dónde|cuál|wer|was|wann|wo|welche[rsmn]?|qui|quel(?:le)?s?|quand|où|combien)\b",
-    regex.I | regex.V1)
-_ADVICE = _words(
-    "should i", "any (?:advice|tips|ideas|suggestions)", "what are some", "ways to", "good name", "who are you",
-    "what do you think", "your (?:favou?rite|opinion)", "pros and cons", r"mean\?", "meaning of", "difference between",
-    "better to", "recommend", "when should", "how (?:do|can|should) (?:i|you|we)", "is it (?:ok|okay|bad|good)")
-_TASK = _words(
-    "write", "rewrite", "translate", "summari[sz]e", "explain", "describe", "draft", "compose", "create",
-    "generate", "suggest", "give me", "list", "brainstorm", "recommend", "help me", "fix", "debug", "implement",
-    "refactor", "improve", "make", "tell me a", "what should i", "how (?:do|can|should) i", "how to", "can you",
-    "could you", "pretend", "imagine", "act as", "proofread", "correct", "paraphrase", "shorten", "rephrase",
-    "code", "function", "python", "javascript", "sql", "regex", "script", "class", "program", "poem", "haiku",
-    "story", "email", "letter", "joke", "essay", "tweet", "slogan",
-    "hi", "hello", "hey", "thanks", "thank you", "good morning", "bye", "schreib", "escribe", "traduce", "écris",
-    "traduis", "übersetze", "erkläre", "explica", "explique")
-_TASK_START = regex.compile(r"^\W*(?:please\s+|can you\s+|could you\s+)?" + _TASK.pattern, regex.I | regex.V1)
-_CALC_START = regex.compile(r"^\W*(?:please\s+)?(?:calculate|compute|solve|evaluate|work out|find the (?:sum|product|value))",
-                            regex.I)
-_ENTITY = regex.compile(r"(?<=\S\s+)\p{Lu}[\p{L}'’-]+|\b" + _YEAR + r"\b", regex.V1)
-
-
-class RuleRouter:
-    """Routes by the question's words. Order of the rules: a task's imperative start (write,
-    translate, explain ...) is direct, unless the question is arithmetic to work out; numbers that
-    are quantities with quantity words, or arithmetic, are math; a question form (who, what, when,
-    is, did ...) or a named entity is lookup; anything else is direct."""
-
-    def __call__(self, question: str) -> Route:
-        q = " ".join(str(question).split())[:2000]
-        if not q:
-            return "direct"
-        quantities = len(_QUANTITY.findall(q))
-        arithmetic = bool(_ARITHMETIC.search(q))
-        math_words = len(_MATH_WORDS.findall(q))
-        numbers = quantities + len(_NUMBER_WORDS.findall(q))
-        computed = arithmetic or (quantities >= 1 and math_words >= 1 and numbers >= 2) or (
-            quantities >= 1 and math_words >= 2)
-        years = len(regex.findall(r"\b" + _YEAR + r"\b", q))
-        computed = computed or (years >= 2 and math_words >= 1)
-        if _TASK_START.search(q) and not _CALC_START.search(q):
-            return "direct"
-        if computed:
-            return "math"
-        if _ADVICE.search(q):
-            return "direct"
-        if _LOOKUP_START.search(q) or (q.rstrip().endswith("?") and _ENTITY.search(q)):
-            return "lookup"
-        return "direct"
+        return RuleRouter
+    raise AttributeError(name)
 
 
 WEIGHTS = Path(__file__).with_name("router_weights.json")
@@ -192,14 +124,20 @@ def default_router() -> Router:
 
         default_model_path()
     except Exception:  # noqa: BLE001 -- any missing piece of the extra: the rules decide
-        return RuleRouter()
+        return _rules()
     with _SHARED_LOCK:
         if not _SHARED:
             try:
                 _SHARED.append(EmbeddingRouter())
             except (OSError, ValueError, KeyError):  # weights missing or unreadable: the rules decide
-                return RuleRouter()
+                return _rules()
         return _SHARED[0]
+
+
+def _rules() -> Router:
+    from ._router_rules import RuleRouter
+
+    return RuleRouter()
 
 
 def fit_weights(vectors: Any, labels: Sequence[str], *, texts: Sequence[str] | None = None, c: float = 10.0,
@@ -241,7 +179,7 @@ def fit_weights(vectors: Any, labels: Sequence[str], *, texts: Sequence[str] | N
 #: what all-MiniLM-L6-v2 (English) misses: "wie viel", "combien", "15 %", "14:20". Chosen by
 #: cross-validation on routes.jsonl (docs/results.md, "The router").
 GRAMS: dict[str, Any] = {"n": [2, 4], "dim": 1024, "alpha": 1.0}
-_DIGIT = regex.compile(r"\d")
+_DIGIT = re.compile(r"\d")
 
 
 def _gram_counts(texts: Sequence[str], dim: int, n: Sequence[int]) -> Any:
