@@ -12,6 +12,7 @@ medians over the questions; `warm_vs_bare` and `cold_vs_bare` are ratios of wall
 `*_first_token_vs_bare` of first-token time. tooltoken's runs also report the prompt tokens
 evaluated and restored. `in_process` is the per-question cost once loaded, as `tooltoken run` and
 `serve` pay it: the bare model's chat completion against `Agent.run` on one process's model.
+`imports`: a new interpreter's wall time importing nothing, `tooltoken`, and the CLI.
 """
 
 from __future__ import annotations
@@ -125,8 +126,19 @@ def bench_startup(model: str | None = None, questions: Sequence[str] = QUESTIONS
     for mode in ("warm", "cold"):
         out[f"{mode}_vs_bare"] = round(out[mode]["wall_s"] / out["bare"]["wall_s"], 2)
         out[f"{mode}_first_token_vs_bare"] = round(out[mode]["first_token_s"] / out["bare"]["first_token_s"], 2)
+    out["imports"] = _imports(env)
     if in_process:
         out["in_process"] = _in_process(path, questions, max_tokens, repack == "1")
+    return out
+
+
+def _imports(env: dict[str, str], runs: int = 5) -> dict[str, float]:
+    """Wall seconds of a new interpreter that imports nothing, `tooltoken`, and the CLI (medians)."""
+    out = {}
+    for name, code in (("python_s", "pass"), ("import_tooltoken_s", "import tooltoken"),
+                       ("import_cli_s", "import tooltoken.app.cli")):
+        walls = [_timed([sys.executable, "-c", code], env, "\0")["wall_s"] for _ in range(runs)]
+        out[name] = round(statistics.median(walls), 3)
     return out
 
 

@@ -57,7 +57,7 @@ def test_family_through_a_real_vocabulary(family, smollm2_path, tmp_path):
 
     trigger, body = call
     backend = Recorded(path, [])
-    agent = Agent(backend, tools=[calculator, page], unsupported_notice=None)
+    agent = Agent(backend, tools=[calculator, page], unsupported_notice=None, policy="plain")  # the model's own calls
     assert agent.fmt.name == family  # chosen from the template in the GGUF metadata
     # where a turn may hold several calls, the controller looks past each one: the model ends the turn
     end_turn = [""] if agent.fmt.call_sep is not None else []
