@@ -101,11 +101,13 @@ class Agent:
         Sampling (see `Sampling`): temperature 0 is greedy; tool calls are greedy at any
         temperature unless `call_greedy=False`. It configures the model the Agent loads; a
         Backend object passed as `model` samples with its own settings."""
-        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                            repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
+        # checked whatever the model (a Backend given samples with its own settings)
+        Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                 seed=seed, call_greedy=call_greedy)
         if isinstance(model, (str, os.PathLike)) or model is None:
-            self.backend: Backend = load_backend(model, n_ctx=n_ctx, draft=draft, sampling=sampling,
-                                                 prompt_cache=prompt_cache)
+            self.backend: Backend = Agent.load_model(
+                model, n_ctx=n_ctx, draft=draft, prompt_cache=prompt_cache, temperature=temperature, top_k=top_k,
+                top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
         else:
             self.backend = model
         names = [t.name for t in tools]
@@ -128,6 +130,19 @@ class Agent:
             self.backend.chat_template, self.backend.bos_text, self.backend.eos_text, override=format
         )
         self._lock = getattr(self.backend, "lock", None) or threading.RLock()
+
+    @staticmethod
+    def load_model(model: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096, draft: str | None = None,
+                   prompt_cache: Any = True, temperature: float = Sampling.temperature, top_k: int = Sampling.top_k,
+                   top_p: float = Sampling.top_p, min_p: float = Sampling.min_p,
+                   repeat_penalty: float = Sampling.repeat_penalty, seed: int = Sampling.seed,
+                   call_greedy: bool = Sampling.call_greedy, **_: Any) -> LlamaBackend:
+        """The model an Agent made with these arguments loads, loaded now and shared in the process
+        (the Agent made next finds it loaded). Other Agent arguments are ignored, so a caller can
+        load the model in a thread while it builds the tools (llama.cpp loads outside the GIL)."""
+        sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                            repeat_penalty=repeat_penalty, seed=seed, call_greedy=call_greedy)
+        return load_backend(model, n_ctx=n_ctx, draft=draft, sampling=sampling, prompt_cache=prompt_cache)
 
     # -- prompt ------------------------------------------------------------------------------
     def path(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]] = (),

@@ -45,9 +45,16 @@ def make_agent(s: Any, model: Optional[str] = None) -> Any:
 
     from tooltoken._models import resolve_model
 
+    from concurrent.futures import ThreadPoolExecutor
+
     path = resolve_model(model or s.model)  # a wrong name fails here, before tools load
+    kwargs = s.agent_kwargs()
     with err.status("loading model..."):
-        return Agent(model=path, tools=s.build_tools(), **s.agent_kwargs())
+        with ThreadPoolExecutor(1, thread_name_prefix="tooltoken-load") as pool:
+            loading = pool.submit(Agent.load_model, path, **kwargs)  # the weights load while the tools are built
+            tools = s.build_tools()
+            loading.result()  # a model that does not load fails here
+        return Agent(model=path, tools=tools, **kwargs)
 
 
 def run(

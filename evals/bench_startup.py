@@ -128,7 +128,7 @@ def bench_startup(model: str | None = None, questions: Sequence[str] = QUESTIONS
         out[f"{mode}_first_token_vs_bare"] = round(out[mode]["first_token_s"] / out["bare"]["first_token_s"], 2)
     out["imports"] = _imports(env)
     if in_process:
-        out["in_process"] = _in_process(path, questions, max_tokens, repack == "1")
+        out["in_process"] = _in_process(path, list(questions) * repeats, max_tokens, repack == "1")
     return out
 
 
