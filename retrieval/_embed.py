@@ -54,6 +54,21 @@ def default_model_path() -> Path:
     return path
 
 
+def model_folder(model: str | os.PathLike[str] | None, batch_size: int, name: str | None) -> tuple[Path, str]:
+    """An embedder's folder (default all-MiniLM-L6-v2) and name, checked: a local folder, a batch
+    of 1 or more. The name is the folder's (its parent's for a package's `model/`), whichever
+    embedder runs it, so an index built by one is valid for the other."""
+    path = Path(model) if model is not None else default_model_path()
+    if not path.is_dir():
+        raise EmbedderError(
+            f"embedding model {str(model)!r} is not a local folder; tooltoken never downloads models, "
+            "give the path of a sentence-transformers model"
+        )
+    if batch_size < 1:
+        raise RetrievalConfigError("batch_size must be at least 1")
+    return path, name or (path.parent.name if path.name == "model" else path.name)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder (default: all-MiniLM-L6-v2)."""
 
@@ -65,17 +80,9 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         name: str | None = None,
     ) -> None:
-        path = Path(model) if model is not None else default_model_path()
-        if not path.is_dir():
-            raise EmbedderError(
-                f"embedding model {str(model)!r} is not a local folder; tooltoken never downloads models, "
-                "give the path of a sentence-transformers model"
-            )
-        if batch_size < 1:
-            raise RetrievalConfigError("batch_size must be at least 1")
-        self.path = path
+        self.path, self.name = model_folder(model, batch_size, name)
         self.batch_size = batch_size
-        self.name = name or (path.parent.name if path.name == "model" else path.name)
+        path = self.path
         self.model = _load(path, device)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())

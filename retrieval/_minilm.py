@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._embed import default_model_path
+from ._embed import model_folder
 from ._errors import EmbedderError, RetrievalConfigError
 
 __all__ = ["MiniLMEmbedder"]
@@ -70,18 +70,9 @@ class MiniLMEmbedder:
         batch_size: int = 32,
         name: str | None = None,
     ) -> None:
-        path = Path(model) if model is not None else default_model_path()
-        if not path.is_dir():
-            raise EmbedderError(
-                f"embedding model {str(model)!r} is not a local folder; tooltoken never downloads models, "
-                "give the path of a sentence-transformers model"
-            )
-        if batch_size < 1:
-            raise RetrievalConfigError("batch_size must be at least 1")
-        self.path = path
+        self.path, self.name = model_folder(model, batch_size, name)
         self.batch_size = batch_size
-        # the same name as SentenceTransformerEmbedder gives: an index built by one is valid for the other
-        self.name = name or (path.parent.name if path.name == "model" else path.name)
+        path = self.path
         try:
             from safetensors.numpy import load_file
             from tokenizers import Tokenizer
