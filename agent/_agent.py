@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from dataclasses import fields, replace
 from typing import Any, AsyncIterator, Iterator, Sequence
 
@@ -21,7 +22,7 @@ from tooltoken.tools import ConfigError, Tool
 
 from ._backend import Backend, LlamaBackend
 from ._bridge import aiter_in_thread
-from ._events import Event, Final
+from ._events import Event, Final, TextDelta
 from ._families import Call, Family, detect_format
 from ._llama_turns import LlamaTurns
 from ._loop import Answer, asked_text
@@ -29,7 +30,7 @@ from ._openai import OpenAIBackend
 from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
-from ._policy import POLICIES, Path, choose, routable
+from ._policy import POLICIES, RECALL_TOKENS, Path, choose, recall_query, routable
 from ._router import EmbeddingRouter, Router, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
@@ -221,22 +222,62 @@ class Agent:
         path = self.path(question, history, options)
         if path.route is not None and path.tool_choice != "auto":
             options = replace(options, tool_choice=path.tool_choice)
+        if options.call_check == "auto":
+            options = replace(options, call_check=path.call_check)
+        shown = [Call(name, dict(arguments)) for name, arguments in path.first]
+        first, recalled = shown, {}
+        if path.recall and first:  # the lookup path searches for the question and what the model believes
+            t0 = time.perf_counter()
+            draft = self._recall(question, history, options, cancel)
+            query = recall_query(_latest(self._turns(question, history)[1]), draft)
+            first = [Call(c.name, {**c.arguments, "query": query}) for c in shown]
+            recalled = {"recall_s": time.perf_counter() - t0}
+        for event in self._answer(question, history, path, options, cancel, first, shown):
+            if isinstance(event, Final):
+                event.timings.update(recalled)
+            yield event
+
+    def _answer(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], path: Path,
+                options: Options, cancel: threading.Event | None, first: list[Call],
+                shown: list[Call] | None = None) -> Iterator[Event]:
+        """One answer down `path`: the loop over turns on this Agent's backend (`first`: the
+        policy's calls before the model writes, `shown`: as the context writes them)."""
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
         messages = self.messages(question, history, path)
         tools = fresh_tools([*path.tools, *path.runs])  # one fresh state shared by both
-        first = [Call(name, dict(arguments)) for name, arguments in path.first]
         said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
         if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
             turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
             yield from _routed(Answer(turns, tools, options, cancel=cancel, first=first, after_first=path.after_first,
-                                      **said).run(), path)
+                                      shown=shown, **said).run(), path)
             return
         pieces = self.render(messages, path.tools)
         with self._lock:
             llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=path.inline, ban=path.ban,
                                last_line=path.last_line)
             yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, first=first,
-                                      after_first=path.after_first, **said).run(), path)
+                                      after_first=path.after_first, shown=shown, **said).run(), path)
+
+    def _recall(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], options: Options,
+                cancel: threading.Event | None) -> str:
+        """The first line the model answers `question` with closed book (the direct path's prompt),
+        in at most RECALL_TOKENS tokens; "" when it writes none. Unverified, so it is never shown
+        as an answer: the lookup path searches for it beside the question (docs/results.md)."""
+        bare = Path("direct")
+        quiet = replace(options, tool_choice="none", max_tokens=RECALL_TOKENS, unsupported_notice=None,
+                        show_prompt=False, inline_calls=False)
+        if cancel is not None and cancel.is_set():
+            return ""
+        enough = threading.Event()  # set at the first line's end, or when the caller cancels
+        text = ""
+        for event in self._answer(question, history, bare, quiet, enough, []):
+            if isinstance(event, TextDelta):
+                text += event.text
+                if "\n" in text.lstrip():
+                    enough.set()
+            if cancel is not None and cancel.is_set():
+                enough.set()
+        return " ".join(text.strip().split("\n", 1)[0].split()) if text.strip() else ""
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None
@@ -266,6 +307,9 @@ def _options(base: Options, overrides: dict[str, Any]) -> Options:
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)} (valid options: {', '.join(sorted(valid))})")
     options = replace(base, **overrides)
+    check = options.call_check
+    if check != "auto" and check is not None and (isinstance(check, (bool, str)) or not isinstance(check, (int, float))):
+        raise ConfigError(f"call_check must be a number, None or 'auto', not {check!r}")
     if options.policy not in POLICIES:
         raise ConfigError(f"unknown policy {options.policy!r} (valid policies: {', '.join(POLICIES)})")
     return options

@@ -19,7 +19,9 @@ whose quote is that fact: the framework cites the passage the fact was read from
 still sees where each fact came from. A sentence whose names and figures are all the question's
 or the call's own ("Orange is a tertiary colour in the RGB colour model") is cited by its other
 words instead, when the source holds the sentence as support.holds asks of a marked one (with no
-new figure or name: half its words beyond the question's); the quote is the first of them.
+new figure or name: half its words beyond the question's); the quote is the first of them. A
+fact the call itself named (the lookup path searches for the model's closed-book guess beside
+the question) is cited only where a document's text holds the whole sentence that way too.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         call = by_id.get(r.id)
         args = " ".join(str(v) for v in (call.arguments.values() if call else ())).lower()
         echoed = figures_of(args)  # found by the tool, not just echoed back from its call
-        sources = [(s, figures_of(t) - echoed, t.lower(), query_terms(t))
+        sources = [(s, figures_of(t), echoed, t.lower(), query_terms(t))
                    for s in _evidence(r) for t in [s.get("text", "")]
                    if relevant(question, f"{s.get('title', '')} {t} {args}")]
         offered.append((r, call, args, sources))
@@ -154,11 +156,16 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         for r, call, args, sources in offered if said or words else ():
             if r.source in done:
                 continue
-            for source, there, text_low, terms in sources:
-                found = [c for c in said if (c in there if c in figures else c in text_low and c not in args)]
+            for source, every, echoed, text_low, terms in sources:
+                found = [c for c in said if (c in every - echoed if c in figures else c in text_low and c not in args)]
+                if not found and said and r.sources and holds(sentence, question, text_low):
+                    # the call named it (the lookup path's query holds the model's closed-book
+                    # guess), but a document's own text holds the sentence as a marked one must
+                    found = [c for c in said if c in (every if c in figures else text_low)]
                 if not found and words:  # the source holds the sentence (support.holds), by words not
                     hit = [w for w in words if w in terms]  # all echoed from the call
-                    found = hit if any(w not in args for w in hit) and holds(sentence, question, text_low) else []
+                    new = r.sources or any(w not in args for w in hit)  # a document's words are its own
+                    found = hit if new and holds(sentence, question, text_low) else []
                 if found:  # the fact came from this source (what else its sentence says is not checked)
                     out.append(Citation(
                         r.source, True, tool=r.name, arguments=call.arguments if call else {}, sources=r.sources,

@@ -103,14 +103,17 @@ class Answer:
 
     def __init__(self, turns: Turns, tools: list[Tool], options: Options, *, cancel: threading.Event | None = None,
                  asked: str = "", request: str = "", given: str = "", judge: Judge | None = None,
-                 first: list[Call] | None = None, after_first: str = "") -> None:
+                 first: list[Call] | None = None, after_first: str = "", shown: list[Call] | None = None) -> None:
         """`asked`: the user's words (every turn but the system prompt), for the injection guard and
         unstated values; `request`: the latest of them, for the call check; `given`: the user's own
         system prompt; `judge`: the call check, where the backend has one; `first`: calls made
         before the model writes anything (the lookup path searches on the question first);
         `after_first`: said after their results in every chat template (the lookup path restates
-        the question there, where a small model reads best)."""
+        the question there, where a small model reads best); `shown`: the first calls as the
+        context writes them, when they run with other arguments (the lookup path's query adds the
+        model's closed-book guess, which the reader is not shown: it copied it)."""
         self.first = list(first or [])
+        self.shown = list(shown) if shown and len(shown) == len(self.first) else self.first
         self.after_first = after_first if self.first else ""
         self.turns, self.opt, self.judge = turns, options, judge
         self.tools = {t.name: t for t in tools}
@@ -130,6 +133,7 @@ class Answer:
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {"tools_s": 0.0}
         self._trigger_time: float | None = None
+        self._echo: list[tuple[str, str]] = []  # (value run, value shown) of the first calls' arguments
 
     # -- what turns use ------------------------------------------------------------------------
     def emit(self, text: str) -> Iterator[Event]:
@@ -185,7 +189,12 @@ class Answer:
                 raise Stop("bad_call", f"tool_choice names no registered tool: {', '.join(map(repr, unknown))}")
             free = bool(self.tools) and choice != "none"
             if self.first:  # the policy's own calls, before any word of the model's
-                yield from self._calls(self.turns.given(self, self.first), forced=True)
+                self.check_limits()  # a cancelled answer makes none
+                turn = self.turns.given(self, self.shown)
+                turn.calls = list(self.first)  # run as planned; the context has them as shown
+                self._echo = _echoes(self.first, self.shown)
+                yield from self._calls(turn, forced=True)
+                self._echo = []
             while True:
                 step = "auto" if free else "none"
                 if plan and self.tools:
@@ -327,7 +336,7 @@ class Answer:
         return outcomes
 
     def _insert(self, calls: list[ToolCall], outcomes: list[tuple[str, bool, float, list]]) -> list[ToolResult]:
-        fitted = self.turns.fit([content for content, *_ in outcomes])
+        fitted = self.turns.fit([_shown(content, self._echo) for content, *_ in outcomes])
         results, items = [], []
         for call, (_, error, duration, sources), (content, truncated) in zip(calls, outcomes, fitted):
             n = len(self.results) + len(results) + 1
@@ -351,6 +360,25 @@ class Answer:
                 continue
             if any(_call_request(name).search(t) for t in texts):
                 self._tainted[name] = result.source
+
+
+def _echoes(run: list[Call], shown: list[Call]) -> list[tuple[str, str]]:
+    """The string values that differ between the calls as run and as the context shows them."""
+    pairs = []
+    for a, b in zip(run, shown):
+        for key, value in a.arguments.items():
+            other = b.arguments.get(key)
+            if isinstance(value, str) and isinstance(other, str) and value and value != other:
+                pairs.append((value, other))
+    return pairs
+
+
+def _shown(content: str, echo: list[tuple[str, str]]) -> str:
+    """A result as the context shows it: where it repeats an argument as run (a search's
+    `Results for "..."`), the argument as shown."""
+    for value, other in echo:
+        content = content.replace(value, other)
+    return content
 
 
 def _call_request(name: str) -> regex.Pattern[str]:

@@ -36,8 +36,9 @@ class Options:
     # the call check (_call_check.py): before a call the model made of its own accord runs, the
     # model is asked on the side whether calling that function does what the request asks, and whether
     # the request gives the call's values; below this score (yes-no log-odds) the call is not made and
-    # the model answers in words. None: no check.
-    call_check: float | None = None
+    # the model answers in words. None: no check; "auto": the answer policy's (agent/_policy.py: on,
+    # at CALL_CHECK, for a caller's own tools on the direct path; off elsewhere and under "plain").
+    call_check: float | str | None = "auto"
     # leave out of a call the optional string values that no user turn or tool result states, so
     # the function's default applies (_unstated.py); a warning names each value left out
     drop_unstated: bool = False

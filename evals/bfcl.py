@@ -25,15 +25,18 @@ turn's calls run (stop reason `cancelled`), in every category, and those calls a
 (Left to go on, the model reads the acknowledgement and sometimes repeats a call, which BFCL
 would never see.)
 
-`--call-check X` turns on the controller's call check (Options.call_check): a call the model
-chose to make is judged by the model before it runs and is not made below X yes-no log-odds, or
-when it names a function that does not exist; the model then answers in words. Off by default,
-as BFCL runs models; the README gives the figures both ways. `--drop-unstated on`
+The controller's call check (Options.call_check) is on, as it is for every caller's own tools
+under the default answer policy: a call the model chose to make is judged by the model before it
+runs and is not made below 1.05 yes-no log-odds (`--call-check X` sets another threshold), or
+when it names a function that does not exist; the model then answers in words. docs/results.md
+gives the figures with and without it. `--drop-unstated on`
 (Options.drop_unstated) leaves out of each call the optional string values the request never
 states; the record keeps the call as run, `raw_calls` as written, and a warning per value.
 
-Defaults: `max_tokens` 64 (the text around the calls; the calls themselves are capped
-separately), `--limit N` takes N items per category, spread evenly over the file.
+The agent is built with the users' defaults (Options: max_tokens, max_call_tokens, max_tool_calls;
+the default answer policy, under which a question that brings its own functions takes the direct
+path with those functions declared); `--max-tokens` overrides max_tokens. `--limit N` takes N
+items per category, spread evenly over the file.
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ WHEEL = "bfcl-eval==2026.3.23"
 WHEEL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 ACK = "Done."  # what every BFCL tool returns: the call is what is scored, not its result
-DEFAULT_MAX_TOKENS = 64
 
 _GORILLA_TO_JSON = {
     "integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
@@ -180,11 +182,11 @@ class BFCLSuite:
         from tooltoken import Agent
 
         cfg = self.config
-        return Agent(
-            model=model_for(cfg), tools=tools, n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
-            max_tokens=cfg.max_tokens or DEFAULT_MAX_TOKENS, max_tool_calls=8, max_call_tokens=384,
-            call_check=cfg.call_check, drop_unstated=cfg.drop_unstated,
-        )
+        overrides: dict[str, Any] = {"max_tokens": cfg.max_tokens} if cfg.max_tokens else {}
+        if cfg.call_check is not None:  # else the policy's (Options.call_check "auto")
+            overrides["call_check"] = cfg.call_check
+        return Agent(model=model_for(cfg), tools=tools, n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
+                     drop_unstated=cfg.drop_unstated, **overrides)
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
         from tooltoken import Final, Tool

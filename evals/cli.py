@@ -146,7 +146,8 @@ def register(app: typer.Typer) -> None:
             threads: int | None = typer.Option(None, "--threads", help="llama.cpp threads (default: one per core)."),
             call_check: float | None = typer.Option(
                 None, "--call-check", help="bfcl: drop calls the model itself judges off the request below this "
-                                           "yes-no log-odds (the call check; off by default)."),
+                                           "yes-no log-odds (the call check; default: the answer "
+                                           "policy's, 1.05 on the direct path)."),
             drop_unstated: str = typer.Option(
                 "off", "--drop-unstated", help="bfcl: on leaves out of calls the optional values that the "
                                                "request never states (off by default)."),

@@ -16,6 +16,8 @@ section of the Wikipedia article named by its `doc_id`, in the default corpus:
   `--threads 1`; of 315 written and run closed book, the 41 it got right are left out, 1 of them
   by hand: scored wrong only for writing "October 3, 1990"), on which every choice of the lookup
   path was made;
+- `known_dev` (only with `--category known_dev`): evals/data/known_dev.jsonl, 38 well-known facts
+  written apart from `known` (no doc_id), on which the lookup path's recall was chosen;
 - `userdocs` (only with `--category userdocs`): evals/data/userdocs_qa.jsonl, 20 questions about
   the invented company documents in evals/data/userdocs/, which the suite indexes first as
   `tooltoken index` does (into a temporary Milvus Lite database), so `retrieve` is offered as
@@ -57,7 +59,7 @@ __all__ = ["QASuite", "load_questions"]
 
 # the default data: category -> file; factual_dev is run only when asked for (--category)
 SETS = {"known": "qa_dev.jsonl", "factual": "factual_test.jsonl", "factual_dev": "factual_dev.jsonl",
-        "userdocs": "userdocs_qa.jsonl"}
+        "known_dev": "known_dev.jsonl", "userdocs": "userdocs_qa.jsonl"}
 USERDOCS = "userdocs"  # the folder of invented documents the userdocs questions are about
 DEFAULT_SETS = ("known", "factual")
 

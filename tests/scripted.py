@@ -43,7 +43,10 @@ class ScriptedBackend:
         self.call_flags: list[bool] = []  # `call` of every generate, peeks included
         self.requests: list[tuple[list[int], Any]] = []  # (tokens, grammar) of every generate that played a script
         self.peeks: list[list[int]] = []  # contexts after a call where the turn ended with no other call
-        self.judgements: list[float] = []  # what side_logits answers: the yes-no log-odds of each call check
+        # what side_logits answers, in order: the yes-no log-odds of each call check; with none
+        # left, a sure yes (the check is on by default for a caller's own tools: tests of other
+        # things see their calls made)
+        self.judgements: list[float] = []
         self.checked: list[list[int]] = []  # the prompts side_logits was asked about
         self.bans: list[list[int]] = []  # `ban` of every generate that played a script
 
@@ -84,7 +87,7 @@ class ScriptedBackend:
 
     def side_logits(self, tokens: list[int], candidates: list[int]) -> list[float]:
         self.checked.append(list(tokens))
-        score = self.judgements.pop(0)
+        score = self.judgements.pop(0) if self.judgements else 20.0
         yes = {self.token("y"), self.token("Y")}  # first tokens of "yes" and "Yes", one character a token
         return [score if c in yes else 0.0 for c in candidates]
 

@@ -95,9 +95,38 @@ def test_forced_calls_and_agents_without_the_check_are_not_judged():
     agent, backend = agent_for([chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0], call_check=0.5)
     final = agent.run("Weather in Paris?", tool_choice="weather")
     assert final.tool_calls[0].check is None and backend.checked == []
-    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0])
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0],
+                               call_check=None)
     final = agent.run("Weather in Paris?")
     assert final.tool_calls[0].check is None and backend.checked == []
+    # the default ("auto") is the policy's: off when the caller opts out of routing
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[-9.0],
+                               policy="plain")
+    final = agent.run("Weather in Paris?")
+    assert final.tool_calls[0].check is None and backend.checked == []
+
+
+def test_by_default_a_caller_s_own_tools_are_checked_on_the_direct_path():
+    from tooltoken._policy import CALL_CHECK
+
+    # a call judged just below the policy's threshold is not made; the model answers in words
+    below = CALL_CHECK - 0.01
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It depends on the city."]],
+                               judgements=[below] * 4)
+    final = agent.run("Is it a nice day for a walk?")
+    assert final.route == "direct" and final.tool_calls == [] and len(backend.checked) > 0
+    assert any(f"< {CALL_CHECK:g}" in w for w in final.warnings)
+    agent, backend = agent_for([["<tool_call>"], chunks(CALL, 4), ["It is sunny [1]."]], judgements=[3.0] * 4)
+    final = agent.run("Weather in Paris?")
+    assert final.tool_calls[0].check is not None and final.answer == "It is sunny [1]."
+
+
+def test_a_call_check_that_is_not_a_number_is_refused():
+    from tooltoken.tools import ConfigError
+
+    for bad in ("high", True, [1.0]):
+        with pytest.raises(ConfigError, match="call_check"):
+            Agent(ScriptedBackend([]), call_check=bad)
 
 
 def test_with_the_check_on_a_call_to_a_tool_that_does_not_exist_is_not_made():

@@ -112,3 +112,19 @@ def test_numbers_in_words_are_figures():
     results = [ToolResult("c1", "search", tales, 1, sources=[{"id": "enwiki:The_Canterbury_Tales", "text": tales}])]
     [c] = check_citations("It has 24 stories [1].", calls, results, "How many stories make up The Canterbury Tales?")
     assert c.verified
+
+
+def test_a_fact_the_query_named_is_cited_only_where_a_document_holds_the_sentence():
+    # the lookup path's query holds the model's closed-book guess beside the question
+    guess = f"{QUESTION} It was coined by Philip Henry Gosse in 1854."
+    calls, results = search()
+    calls = [ToolCall("c1", "search", {"query": guess})]
+    [c] = check_citations("Philip Henry Gosse coined it in 1854.", calls, results, QUESTION)
+    assert c.inferred and c.verified and c.source_id == "enwiki:Aquarium" and c.quote == "Philip Henry Gosse"
+    # the guess's year is not the document's: the sentence is not held, so no citation
+    calls = [ToolCall("c1", "search", {"query": f"{QUESTION} Philip Henry Gosse in 1859."})]
+    assert check_citations("Philip Henry Gosse coined it in 1859.", calls, results, QUESTION) == []
+    # a tool without sources (its text is its own output) never cites what its call named
+    calls = [ToolCall("c1", "lookup", {"query": "Philip Henry Gosse"})]
+    results = [ToolResult("c1", "lookup", "Philip Henry Gosse", 1)]
+    assert check_citations("Philip Henry Gosse coined it.", calls, results, QUESTION) == []

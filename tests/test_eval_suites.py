@@ -139,11 +139,12 @@ class Wiki:
 def test_qa_item_scores_the_final_part_and_citations(monkeypatch):
     # the default policy: the question is routed to lookup, searched before the model writes
     monkeypatch.setattr(qa, "load_backend", lambda spec: Wiki())
-    use_script(monkeypatch, qa, [["Leo Tolstoy wrote it [1]."]])
+    use_script(monkeypatch, qa, [["Tolstoy."], ["Leo Tolstoy wrote it [1]."]])  # closed book first: the query adds it
     suite = qa.QASuite(EvalConfig("qa"))
     item = {"id": "qa001", "question": "Who wrote War and Peace?", "answers": ["Leo Tolstoy", "Tolstoy"]}
     record = suite.run_item(item)
-    assert record["route"] == "lookup" and record["tool_calls"] == [{"search": {"query": "Who wrote War and Peace?"}}]
+    assert record["route"] == "lookup"
+    assert record["tool_calls"] == [{"search": {"query": "Who wrote War and Peace? Tolstoy."}}]
     assert record["correct"] and record["final_part"] == "Leo Tolstoy wrote it [1]."
     assert (record["citations_supporting"], record["citations_verified"]) == (1, 1)
     assert record["citations"][0]["sources"] == ["enwiki:War_and_Peace"]
@@ -171,6 +172,9 @@ def test_dev_sets_are_well_formed():
     assert all(q["answers"] and q["doc_id"].startswith("enwiki:") for q in every)
     from tooltoken.evals.retrieval_suite import load_queries
 
+    known_dev = qa.load_questions(category="known_dev")  # where the recall was chosen: apart from `known`
+    assert len(known_dev) >= 30 and all(q["answers"] for q in known_dev)
+    assert not {q["question"] for q in known_dev} & {q["question"] for q in questions}
     docs = qa.load_questions(category="userdocs")
     assert len(docs) == 20 and all((qa._data(qa.USERDOCS) / q["doc_id"]).is_file() for q in docs)
     queries = load_queries()

@@ -9,7 +9,7 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
-from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM
+from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM, QUERY_CHARS
 from tooltoken.tools import Browser, Document, Hit
 from tooltoken.tools.calculator import calculator
 
@@ -37,8 +37,8 @@ def agent(scripts, route, shelf=None, **kw):
     return Agent(backend, tools=tools, router=lambda q: route, **kw), backend
 
 
-def prompt_of(backend) -> str:
-    return backend.detokenize(backend.requests[0][0]).decode()
+def prompt_of(backend, n=0) -> str:
+    return backend.detokenize(backend.requests[n][0]).decode()
 
 
 def test_math_path_runs_the_program_and_ends_with_the_line_after_its_output():
@@ -79,17 +79,24 @@ def test_math_answer_stating_another_number_gets_the_notice():
 
 def test_lookup_path_searches_the_question_first_then_answers_with_a_citation():
     shelf = Shelf()
-    a, backend = agent([chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    # first the model answers closed book (one line, never shown): the query adds it to the question
+    a, backend = agent([chunks("Leo Tolstoy.\nMore text"), chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
     events = list(a.stream("Who wrote War and Peace?"))
     assert isinstance(events[0], ToolCall) and events[0].name == "search"
-    assert events[0].arguments == {"query": "Who wrote War and Peace?"} and shelf.queries == ["Who wrote War and Peace?"]
+    query = "Who wrote War and Peace? Leo Tolstoy."
+    assert events[0].arguments == {"query": query} and shelf.queries == [query]
     assert isinstance(events[1], ToolResult) and events[1].source == 1 and "Leo Tolstoy" in events[1].content
     final = events[-1]
     assert final.route == "lookup" and final.answer == "Leo Tolstoy wrote it [1]."
     assert [c.verified for c in final.citations][:1] == [True]
     assert final.citations[0].source_id == "tolstoy" and final.citations[0].title == "War and Peace"
-    prompt = prompt_of(backend)
-    assert LOOKUP_SYSTEM in prompt
+    assert final.timings["recall_s"] >= 0
+    recall = prompt_of(backend, 0)  # the bare model's prompt: no tool, no lookup instructions
+    assert recall.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>") and LOOKUP_SYSTEM not in recall
+    prompt = prompt_of(backend, 1)
+    # the reader is never shown the guess (it copied it): the call and the result's header show the question
+    assert LOOKUP_SYSTEM in prompt and "Leo Tolstoy." not in prompt and 'Results for "Who wrote War and Peace?"' in prompt
+    assert '{"query": "Who wrote War and Peace?"}' in prompt
     assert "<tools>" not in prompt  # a lean prompt: nothing declared, facts are not computed
     # the model saw the search as its own call, then the result and the question again,
     # before writing a word
@@ -98,8 +105,30 @@ def test_lookup_path_searches_the_question_first_then_answers_with_a_citation():
         "Who wrote War and Peace?<|im_end|>" in prompt
 
 
+def test_lookup_recall_is_bounded_and_an_empty_one_leaves_the_question_alone():
+    shelf = Shelf()
+    a, _ = agent([[], chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    assert a.run("Who wrote War and Peace?").answer == "Leo Tolstoy wrote it [1]."
+    assert shelf.queries == ["Who wrote War and Peace?"]
+    long = "Who wrote War and Peace, the long novel about the French invasion of Russia in 1812, and when? " * 3
+    shelf = Shelf()
+    a, _ = agent([chunks("Tolstoy " * 200), chunks("Tolstoy [1].")], "lookup", shelf)
+    a.run(long)
+    assert len(shelf.queries[0]) <= QUERY_CHARS and shelf.queries[0].startswith(long[:150])
+
+
+def test_a_cancelled_lookup_stops_in_the_recall():
+    import threading
+
+    cancel = threading.Event()
+    cancel.set()
+    a, backend = agent([chunks("Leo Tolstoy."), chunks("Leo Tolstoy wrote it [1].")], "lookup")
+    final = a.run("Who wrote War and Peace?", cancel=cancel)
+    assert final.stop_reason == "cancelled" and final.answer == "" and not final.tool_calls
+
+
 def test_lookup_path_says_when_the_sources_do_not_hold_it():
-    a, _ = agent([chunks("The results do not say who built the bridge.")], "lookup",
+    a, _ = agent([chunks("Sir John Wolfe Barry."), chunks("The results do not say who built the bridge.")], "lookup",
                  Shelf({"x": Document("x", "Weather", "It rained in Oslo.")}))
     final = a.run("Who built the Tyne Bridge?")
     assert final.answer == "The results do not say who built the bridge."  # a decline: no notice
@@ -134,7 +163,7 @@ def test_opting_out_and_forcing_calls_are_not_routed():
     a, backend = agent([chunks("Fine.")], "lookup", policy="plain")
     assert a.run("Who wrote War and Peace?").route is None and '"name": "calculator"' in prompt_of(backend)
     call = chunks('{"name": "calculator", "arguments": {"expression": "2+2"}}')
-    a, _ = agent([call, chunks("It is 4 [1].")], "lookup")
+    a, _ = agent([call, chunks("It is 4 [1].")], "lookup")  # forced calls: no route, no recall
     final = a.run("What is 2+2?", tool_choice="calculator")
     assert final.route is None and final.tool_calls[0].name == "calculator"
 
@@ -168,7 +197,7 @@ def test_router_names_and_bad_routers():
 
 
 def test_an_empty_answer_after_a_result_gets_the_notice():
-    a, _ = agent([[]], "lookup")
+    a, _ = agent([chunks("Tolstoy."), []], "lookup")
     final = a.run("Who wrote War and Peace?")
     assert final.answer.strip() == "(No tool result supports this answer; it may be a guess.)"
 
