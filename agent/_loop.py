@@ -283,8 +283,8 @@ class Answer:
     def _declined_by_check(self, calls: list[Call]) -> bool:
         """The call check (Options.call_check): True when the calls were taken back."""
         self._check = None
-        if self.opt.call_check is None or self.judge is None:
-            return False
+        if not isinstance(self.opt.call_check, (int, float)) or self.judge is None:
+            return False  # off, or "auto" never resolved by a path (Agent.stream resolves it)
         names = " and ".join(str(c.name) for c in calls)
         unknown = [str(c.name) for c in calls if c.name is not None and c.name not in self.tools]
         if unknown:  # a tool that does not exist cannot be what the request needs

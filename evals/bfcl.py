@@ -53,7 +53,7 @@ from tooltoken.tools import ConfigError
 
 from ._wheel import extract_from_wheel
 from .bfcl_checker import check
-from .runner import EvalConfig, model_for, model_name, spread
+from .runner import EvalConfig, model_for, model_name, policy_of, spread
 
 __all__ = ["CATEGORIES", "BFCLSuite", "bfcl_data_dir", "load_category", "to_tool_schema", "tool_names"]
 
@@ -252,4 +252,9 @@ class BFCLSuite:
             versions["llama-cpp-python"] = md.version("llama_cpp_python")
         except md.PackageNotFoundError:
             pass
-        return {"model": model_name(self.config.model), "versions": versions}
+        from tooltoken._policy import CALL_CHECK
+
+        check = CALL_CHECK if self.config.call_check is None else self.config.call_check
+        return {"model": model_name(self.config.model), "versions": versions,
+                "policy": f"{policy_of(self.config)}: the direct path, the item's functions declared, "
+                          f"call check at {check:g}"}

@@ -157,7 +157,10 @@ def reciprocal_rank(ranked: Sequence[str], relevant: Iterable[str], k: int) -> f
 # tool number [1]", "the calculator returned ..."). Measured by the math and qa suites
 # (`narrated`): an answer should state what it found, not how.
 _NARRATION = regex.compile(
-    r"\b(?:I|we)\s+(?:have\s+)?(?:used|called|invoked|ran|run|searched|will\s+use|will\s+call|am\s+going\s+to\s+(?:use|call))\b"
+    r"\b(?:I|we)(?:\s+(?:have|will|shall|can)|'ll|'ve)?\s+(?:used?|call(?:ed)?|invoked?|ran|run|searched|"
+    r"am\s+going\s+to\s+(?:use|call))\s+(?:the\s+|a\s+|an\s+)?(?:`\w+`|\w+\s+(?:function|tool)|calculator|search|"
+    r"function|tool)"
+    r"|\b(?:I|we)\s+(?:have\s+)?(?:used|called|invoked|searched)\b"
     r"|\b(?:function|tool)\s+call(?:s|ed)?\b"
     r"|\b(?:the|this|that)\s+(?:`\w+`\s+|search\s+|calculator\s+|open\s+|find\s+|quote\s+)?(?:function|tool)\s+(?:returned|gave|showed|provided|output|result)"
     r"|\b(?:error\s+message|tool|function|calculator)\s+(?:\w+\s+){0,3}(?:does\s+not|doesn't|cannot|can't)\s+(?:recognize|support|understand)"

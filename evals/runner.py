@@ -221,6 +221,8 @@ def summarize(config: EvalConfig, suite: Suite, records: list[dict[str, Any]]) -
         "versions": described.get("versions", {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if "policy" in described:  # the answer policy the run answered with (agent/_policy.py)
+        summary["policy"] = described["policy"]
     categories = list(dict.fromkeys(str(r.get("category", "")) for r in records))
     if len(categories) > 1 or (categories and categories[0]):
         for cat in categories:

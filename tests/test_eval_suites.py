@@ -43,6 +43,9 @@ def test_bfcl_item_maps_dotted_names_back_and_scores(monkeypatch):
     # the model saw the converted declaration: a valid name and BFCL's Python note
     prompt = backend.detokenize(backend.requests[0][0]).decode()
     assert "math_factorial" in prompt and "Note that the provided function is in Python 3 syntax." in prompt
+    # the users' defaults: the policy's call check judged the call (the scripted model says yes)
+    assert len(backend.checked) > 0 and record["call_checks"]
+    assert "call check at 1.05" in bfcl.BFCLSuite(EvalConfig("bfcl")).describe()["policy"]
 
 
 def test_bfcl_wrong_value_is_reported(monkeypatch):
@@ -148,6 +151,9 @@ def test_qa_item_scores_the_final_part_and_citations(monkeypatch):
     assert record["correct"] and record["final_part"] == "Leo Tolstoy wrote it [1]."
     assert (record["citations_supporting"], record["citations_verified"]) == (1, 1)
     assert record["citations"][0]["sources"] == ["enwiki:War_and_Peace"]
+    from tooltoken.evals.runner import summarize
+
+    assert summarize(EvalConfig("qa"), suite, [record])["policy"].startswith("routed")  # the summary says so
     figures = suite.metrics([record, {**record, "citations_supporting": 0, "correct": False}])
     assert figures["citation_precision"] == 0.5 and figures["cited"] == 1.0
 

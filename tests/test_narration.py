@@ -21,6 +21,8 @@ NARRATES = [
     "<tool_call>\n{\"name\": \"search\"}",
     "According to the tool result [1], it is Paris.",
     "The `open` function returned the page.",
+    "To answer this question, I'll use the `calculator` function to compute it.",
+    "I will use the search tool.",
 ]
 PLAIN = [
     "Leo Tolstoy wrote War and Peace [1].",
@@ -34,6 +36,9 @@ PLAIN = [
     "The Sovereign class [2].",
     "I think you should learn Python first.",
     "Call your landlord and explain the problem politely.",
+    "I run every morning before work.",
+    "We can run the numbers again: 12 * 3 = 36.",
+    "I'll call you when the report is ready.",
 ]
 
 

@@ -556,3 +556,27 @@ def test_drop_unstated_leaves_out_optional_values_nobody_stated(server):
     assert sent == {"origin": "Paris"}  # the server is told the call that ran
     final = agent_on(server, tools=[distance], drop_unstated=True, system="Answer in miles.").run("Lyon from Paris?")
     assert final.tool_calls[0].arguments == {"origin": "Paris", "unit": "miles"} and final.warnings == []
+
+
+def test_the_lookup_path_on_a_server_recalls_then_searches_and_shows_the_reader_the_question(server):
+    from tooltoken.tools import Browser, Hit
+
+    class Shelf:
+        queries: list[str] = []
+
+        def search(self, query, k=5):
+            self.queries.append(query)
+            return [Hit("nile", "Nile", "The Nile flows into the Mediterranean Sea.", 1.0)]
+
+    shelf = Shelf()
+    server.scripts += [answer("The Mediterranean Sea.\nIt is long."), answer("The Mediterranean Sea [1].")]
+    agent = agent_on(server, tools=Browser(shelf).tools(), router=lambda q: "lookup")
+    final = check(list(agent.stream("Into which sea does the Nile empty?")))
+    assert final.route == "lookup" and final.answer == "The Mediterranean Sea [1]."
+    query = "Into which sea does the Nile empty? The Mediterranean Sea."
+    assert shelf.queries == [query] and final.tool_calls[0].arguments == {"query": query}
+    recall, reader = server.requests
+    assert "tools" not in recall and recall["messages"][-1]["content"] == "Into which sea does the Nile empty?"
+    sent = json.dumps(reader["messages"])
+    assert "The Mediterranean Sea." not in sent  # the reader never sees the guess
+    assert 'Results for \\"Into which sea does the Nile empty?\\"' in sent
