@@ -224,6 +224,8 @@ class Agent:
             options = replace(options, tool_choice=path.tool_choice)
         if options.call_check == "auto":
             options = replace(options, call_check=path.call_check)
+        if path.max_tokens is not None and path.max_tokens < options.max_tokens:
+            options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
         first, recalled = shown, {}
         if path.recall and first:  # the lookup path searches for the question and what the model believes

@@ -35,7 +35,7 @@ from tooltoken.tools.calculator import worked_calculator
 
 from ._router import Route
 
-__all__ = ["CALL_CHECK", "LOOKUP_SYSTEM", "MATH_SYSTEM", "POLICIES", "RECALL_TOKENS", "Path", "choose", "recall_query", "reread",
+__all__ = ["CALL_CHECK", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "POLICIES", "RECALL_TOKENS", "Path", "choose", "recall_query", "reread",
            "routable"]
 
 Policy = Literal["routed", "plain"]
@@ -58,6 +58,10 @@ QUERY_CHARS = 200  # of the first search's query (the search tool's own bound)
 # declared: the default model called one of them for 240 of 240 BFCL questions none of them
 # answers; judged, 0.82 were answered in words (docs/results.md, "BFCL")
 CALL_CHECK = 1.05
+# the math path's answer: a program, its output and one line. No right answer of the 72 held-out
+# word problems measured at b07e945 took more than 308 tokens; the 4 that ran on to 1,024 (a
+# program rewritten again and again) took 389 of their 1,237 seconds, all wrong
+MATH_TOKENS = 384
 RECALL_TOKENS = 40  # of the closed-book answer the lookup path adds to its first query (one line)
 REREAD_CHARS = 500  # of the question, restated after the first results
 # Qwen2.5 boxes its answers in LaTeX (`\(\boxed{190}\)`) whatever the prompt says; the math
@@ -83,6 +87,7 @@ class Path:
     last_line: bool = False  # the answer ends with the line after a program's output
     recall: bool = False  # the first calls' query adds what the model answers closed book (recall_query)
     call_check: float | None = None  # Options.call_check "auto" means this
+    max_tokens: int | None = None  # a cap on Options.max_tokens on this path
 
 
 def reread(question: str, results: int) -> str:
@@ -124,7 +129,8 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
     if route == "math" and calculator is not None and calculator.inline is not None:
         if token_level:  # the built-in calculator shows a program's errors, so the model can retry
             worker = worked_calculator if calculator is builtin_calculator else calculator
-            return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True)
+            return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True,
+                        max_tokens=MATH_TOKENS)
         return Path("math", [calculator], [], None)
     lookup = [name for name in LOOKUP_TOOLS if name in by_name]
     query = " ".join(question.split())[:QUERY_CHARS]

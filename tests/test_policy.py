@@ -207,3 +207,14 @@ def test_math_path_ends_where_the_model_begins_an_output_block_itself():
     a, _ = agent([bad, ["``", "`output\n", "It arrives at 11:38.\n", "```\n"]], "math")
     final = a.run("A train leaves at 9:03 and takes 2h 35m. When does it arrive?")
     assert "11:38" not in final.answer and any("output itself" in w for w in final.warnings)
+
+
+def test_math_path_caps_the_answer_s_tokens():
+    from tooltoken._policy import MATH_TOKENS
+
+    endless = ["```python\n", *["x = 1\n"] * (MATH_TOKENS + 50)]
+    a, _ = agent([endless], "math")
+    final = a.run("Pens cost 3 dollars each. How much do 12 pens cost?")
+    assert final.stop_reason == "length" and str(MATH_TOKENS) in final.message
+    a, _ = agent([endless], "math", max_tokens=16)  # a lower cap of the caller's holds
+    assert "(16)" in a.run("Pens cost 3 dollars each. How much do 12 pens cost?").message
