@@ -27,7 +27,8 @@ would never see.)
 
 The controller's call check (Options.call_check) is on, as it is for every caller's own tools
 under the default answer policy: a call the model chose to make is judged by the model before it
-runs and is not made below 1.05 yes-no log-odds (`--call-check X` sets another threshold), or
+runs and is not made below 1.05 yes-no log-odds (`--call-check X` sets another threshold,
+`--call-check off` turns it off), or
 when it names a function that does not exist; the model then answers in words. docs/results.md
 gives the figures with and without it. `--drop-unstated on`
 (Options.drop_unstated) leaves out of each call the optional string values the request never
@@ -184,7 +185,7 @@ class BFCLSuite:
         cfg = self.config
         overrides: dict[str, Any] = {"max_tokens": cfg.max_tokens} if cfg.max_tokens else {}
         if cfg.call_check is not None:  # else the policy's (Options.call_check "auto")
-            overrides["call_check"] = cfg.call_check
+            overrides["call_check"] = None if cfg.call_check == "off" else cfg.call_check
         return Agent(model=model_for(cfg), tools=tools, n_ctx=cfg.n_ctx, seed=cfg.seed, grammar=cfg.grammar,
                      drop_unstated=cfg.drop_unstated, **overrides)
 
@@ -255,6 +256,6 @@ class BFCLSuite:
         from tooltoken._policy import CALL_CHECK
 
         check = CALL_CHECK if self.config.call_check is None else self.config.call_check
+        said = "no call check" if check == "off" else f"call check at {check:g}"
         return {"model": model_name(self.config.model), "versions": versions,
-                "policy": f"{policy_of(self.config)}: the direct path, the item's functions declared, "
-                          f"call check at {check:g}"}
+                "policy": f"{policy_of(self.config)}: the direct path, the item's functions declared, {said}"}

@@ -31,6 +31,16 @@ def _switch(value: str, flag: str) -> bool:
     raise typer.BadParameter(f"{flag} takes on or off, not {value!r}")
 
 
+def _threshold(value: str | None) -> float | str | None:
+    """--call-check: a threshold, "off", or None (not given: the answer policy's)."""
+    if value is None or value.strip().lower() == "off":
+        return None if value is None else "off"
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"--call-check takes a number or off, not {value!r}") from None
+
+
 def default_out(config: Any) -> Path:
     """runs/<suite>[-<category>]-<model>[-tools-off][-grammar-off][-seed<n>][-k<k>][-max<n>][-<data>]:
     rerunning the same command finds the same folder and resumes there."""
@@ -50,7 +60,9 @@ def default_out(config: Any) -> Path:
         parts.append(f"k{config.k}")
     if config.max_tokens is not None:
         parts.append(f"max{config.max_tokens}")
-    if config.call_check is not None:
+    if config.call_check == "off":
+        parts.append("check-off")
+    elif config.call_check is not None:
         parts.append(f"check{config.call_check:g}")
     if config.drop_unstated:
         parts.append("drop-unstated")
@@ -79,7 +91,7 @@ def register(app: typer.Typer) -> None:
         k: int,
         max_tokens: int | None,
         threads: int | None,
-        call_check: float | None,
+        call_check: str | None,
         drop_unstated: str,
         out: Path | None,
         as_json: bool,
@@ -99,7 +111,7 @@ def register(app: typer.Typer) -> None:
         config = EvalConfig(
             suite, model=model, tools=_switch(tools, "--tools"), grammar=_switch(grammar, "--grammar"),
             limit=limit, seed=seed, category=category, data=data, backend=backend, k=k, max_tokens=max_tokens,
-            threads=threads, call_check=call_check, drop_unstated=_switch(drop_unstated, "--drop-unstated"),
+            threads=threads, call_check=_threshold(call_check), drop_unstated=_switch(drop_unstated, "--drop-unstated"),
         )  # fmt: skip
         folder = out or default_out(config)
         err = Console(stderr=True)
@@ -144,9 +156,9 @@ def register(app: typer.Typer) -> None:
             k: int = typer.Option(10, "--k", help="retrieval: cut-off of recall@k and MRR."),
             max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer tokens per item."),
             threads: int | None = typer.Option(None, "--threads", help="llama.cpp threads (default: one per core)."),
-            call_check: float | None = typer.Option(
+            call_check: str | None = typer.Option(
                 None, "--call-check", help="bfcl: drop calls the model itself judges off the request below this "
-                                           "yes-no log-odds (the call check; default: the answer "
+                                           "yes-no log-odds, or off (the call check; default: the answer "
                                            "policy's, 1.05 on the direct path)."),
             drop_unstated: str = typer.Option(
                 "off", "--drop-unstated", help="bfcl: on leaves out of calls the optional values that the "

@@ -62,7 +62,8 @@ class EvalConfig:
     max_tokens: int | None = None  # answer tokens per item
     n_ctx: int = 4096
     threads: int | None = None  # llama.cpp threads; None: the backend's default (all cores)
-    call_check: float | None = None  # bfcl: the call check's threshold (Options.call_check); None: the policy's
+    # bfcl: the call check's threshold (Options.call_check); "off": none; None: the policy's
+    call_check: float | str | None = None
     drop_unstated: bool = False  # bfcl: leave out optional values nobody stated (Options.drop_unstated)
 
     def identity(self) -> dict[str, Any]:

@@ -235,3 +235,27 @@ def test_malformed_data_lines_name_their_file_and_line(tmp_path):
     ok = tmp_path / "ok.jsonl"
     ok.write_text('{"question": "q", "answers": "a"}\n')
     assert load_questions(ok)[0]["answers"] == ["a"]
+
+
+def test_the_math_closed_book_answers_are_recorded():
+    # the word-problem dev set's closed-book answers (written and generated items, and the seed
+    # each generated one came from), so a later run can be compared with them item by item
+    path = qa._data("math_closed_book.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) >= 100
+    keys = {(r["category"], r.get("seed"), r["id"]) for r in rows}
+    assert len(keys) == len(rows)
+    assert all(r["question"] and r["gold"] != "" and isinstance(r["closed_book"], str) for r in rows)
+    assert all(r.get("seed") is not None for r in rows if r["category"] in ("gsm_symbolic", "basic_arithmetic"))
+
+
+def test_the_bfcl_call_check_can_be_set_or_turned_off(monkeypatch):
+    from tooltoken.evals.cli import _threshold, default_out
+
+    use_script(monkeypatch, bfcl, [])
+    assert (_threshold(None), _threshold("off"), _threshold("0.9")) == (None, "off", 0.9)
+    off = bfcl.BFCLSuite(EvalConfig("bfcl", call_check="off"))
+    assert "no call check" in off.describe()["policy"] and off._agent([]).options.call_check is None
+    assert str(default_out(EvalConfig("bfcl", call_check="off"))).endswith("check-off")
+    assert bfcl.BFCLSuite(EvalConfig("bfcl", call_check=0.9))._agent([]).options.call_check == 0.9
+    assert bfcl.BFCLSuite(EvalConfig("bfcl"))._agent([]).options.call_check == "auto"
