@@ -227,16 +227,18 @@ class Agent:
         if path.max_tokens is not None and path.max_tokens < options.max_tokens:
             options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
-        first, recalled = shown, {}
+        first, t0, recalled = shown, time.perf_counter(), 0.0
         if path.recall and first:  # the lookup path searches for the question and what the model believes
-            t0 = time.perf_counter()
             draft = self._recall(question, history, options, cancel)
             query = recall_query(_latest(self._turns(question, history)[1]), draft)
             first = [Call(c.name, {**c.arguments, "query": query}) for c in shown]
-            recalled = {"recall_s": time.perf_counter() - t0}
+            recalled = time.perf_counter() - t0
         for event in self._answer(question, history, path, options, cancel, first, shown):
-            if isinstance(event, Final):
-                event.timings.update(recalled)
+            if isinstance(event, Final) and recalled:  # the user waited for the recall too
+                event.timings["recall_s"] = recalled
+                for key in ("total_s", "first_token_s"):
+                    if key in event.timings:
+                        event.timings[key] += recalled
             yield event
 
     def _answer(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], path: Path,
@@ -257,8 +259,8 @@ class Agent:
         with self._lock:
             llama = LlamaTurns(self.backend, self.fmt, tools, options, pieces, inline=path.inline, ban=path.ban,
                                last_line=path.last_line)
-            yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, first=first,
-                                      after_first=path.after_first, shown=shown, **said).run(), path)
+            yield from _routed(Answer(llama, tools, options, cancel=cancel, judge=llama.judge, support=llama.support,
+                                      first=first, after_first=path.after_first, shown=shown, **said).run(), path)
 
     def _recall(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], options: Options,
                 cancel: threading.Event | None) -> str:
@@ -312,6 +314,9 @@ def _options(base: Options, overrides: dict[str, Any]) -> Options:
     check = options.call_check
     if check != "auto" and check is not None and (isinstance(check, (bool, str)) or not isinstance(check, (int, float))):
         raise ConfigError(f"call_check must be a number, None or 'auto', not {check!r}")
+    check = options.support_check
+    if check is not None and (isinstance(check, bool) or not isinstance(check, (int, float))):
+        raise ConfigError(f"support_check must be a number or None, not {check!r}")
     if options.policy not in POLICIES:
         raise ConfigError(f"unknown policy {options.policy!r} (valid policies: {', '.join(POLICIES)})")
     return options

@@ -19,23 +19,21 @@ values the call passes.
 A question's score is the mean of its two wordings' log-odds; the call's score is the lower of
 the function question's and the values question's plus VALUES_OFFSET (one threshold).
 
-The question is a prompt of its own, rendered with the model's chat template (the request is
-untrusted text: never control tokens), evaluated by `Backend.side_logits`, which keeps the
-answer's KV cache. Asked in the answer's own context right after its call, the model judged its
-call right almost always; asked on its own, it separates them (figures in docs/results.md,
-"How the call check was chosen").
+The question is a prompt of its own, asked on the side (agent/_side.py: the model's chat
+template, the request as untrusted text, `Backend.side_logits`, the answer's KV cache kept).
+Asked in the answer's own context right after its call, the model judged its call right almost
+always; asked on its own, it separates them (docs/results.md, "How the call check was chosen").
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from tooltoken.tools import Tool
 
 from ._families import Call
-from ._template import render
+from ._side import odds, yes_no
 
 # How the wordings, the prompt and the thresholds were chosen, on held-out BFCL items, and what
 # did worse: docs/results.md, "How the call check was chosen".
@@ -54,24 +52,15 @@ def judge(backend: Any, tools: dict[str, Tool], request: str, calls: list[Call])
     """The lowest score over `calls`: min(function log-odds, values log-odds + VALUES_OFFSET), each
     the mean over its two wordings, the function question asked once a function; None if the backend
     cannot say."""
-    side = getattr(backend, "side_logits", None)
-    if side is None:
-        return None
-    first = {w: backend.tokenize(w, special=False)[:1] for w in ("yes", "Yes", "no", "No")}
-    yes = sorted({t for w in ("yes", "Yes") for t in first[w]})
-    no = sorted({t for w in ("no", "No") for t in first[w]} - set(yes))
-    if not yes or not no:
+    words = yes_no(backend)
+    if words is None:
         return None
 
-    def odds(*questions: str) -> float:
-        total = 0.0
-        for question in questions:
-            logits = side(_tokens(backend, question), yes + no)
-            total += _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes) :])
-        return total / len(questions)
+    def mean(*questions: str) -> float:
+        return sum(odds(backend, CHECK_SYSTEM, q, words) for q in questions) / len(questions)
 
-    scores = [odds(*_function_questions(tools[name], request)) for name in dict.fromkeys(str(c.name) for c in calls)]
-    scores += [odds(*_values_questions(c, request)) + VALUES_OFFSET for c in calls if c.arguments]
+    scores = [mean(*_function_questions(tools[name], request)) for name in dict.fromkeys(str(c.name) for c in calls)]
+    scores += [mean(*_values_questions(c, request)) + VALUES_OFFSET for c in calls if c.arguments]
     return min(scores) if scores else None
 
 
@@ -97,20 +86,3 @@ def _values_questions(call: Call, request: str) -> tuple[str, str]:
     args = ", ".join(f"{k}={json.dumps(v, default=str)[:200]}" for k, v in call.arguments.items())
     shown = f"Request: {request[:1000]}\n\nCall: {call.name}({args[:800]})\n\n"
     return shown + VALUES_QUESTION, shown + VALUES_QUESTION_2
-
-
-def _tokens(backend: Any, question: str) -> list[int]:
-    messages = [{"role": "system", "content": CHECK_SYSTEM}, {"role": "user", "content": question}]
-    pieces = render(backend.chat_template, messages, bos_token=backend.bos_text, eos_token=backend.eos_text,
-                    trusted=frozenset({0}))
-    tokens: list[int] = []
-    for p in pieces:
-        tokens += backend.tokenize(p.text, special=p.trusted)
-    if backend.add_bos and backend.bos_text and not pieces[0].text.startswith(backend.bos_text):
-        tokens = backend.tokenize(backend.bos_text, special=True) + tokens
-    return tokens
-
-
-def _logsumexp(xs: list[float]) -> float:
-    top = max(xs)
-    return top + math.log(sum(math.exp(x - top) for x in xs))

@@ -124,14 +124,18 @@ def check_citations(answer: str, calls: list[ToolCall], results: list[ToolResult
                     citation.title, citation.location = source.get("title", ""), source.get("location", "")
         seen.setdefault(n, citation)  # a later, quoted use of the same marker is checked too
         out.append(citation)
-    return out + _inferred(answer, calls, results, set(seen), question)
+    verified = {n for n, c in seen.items() if c.verified}
+    return out + _inferred(answer, calls, results, verified, question)
 
 
 def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cited: set[int],
               question: str) -> list[Citation]:
     """Citations for what the answer states without a marker: the first claim of a sentence (a
-    figure or a name beyond the question's) that a relevant source of an uncited result holds,
-    found by the tool, not just echoed back from its call. The citation's quote is that claim."""
+    figure or a name beyond the question's) that a relevant source of a result not cited with a
+    verified marker holds, found by the tool, not just echoed back from its call. The citation's
+    quote is that claim. A sentence whose own marker to a result was not verified is never cited
+    to that result this way ("... within 38 days. The policy says so [1]": the first sentence can
+    be, the second not)."""
     by_id = {c.id: c for c in calls}
     # each uncited result's relevant sources, with what a fact is matched against, worked out once
     offered = []
@@ -147,14 +151,16 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         offered.append((r, call, args, sources))
     out: list[Citation] = []
     done: set[int] = set()
-    for sentence in _SENTENCES.split(prose(answer)):
+    for marked in _SENTENCES.split(prose(answer, markers=True)):
+        failed = {int(n) for n in _MARKER.findall(marked)}  # its markers (a verified one is in `cited`)
+        sentence = prose(marked)
         figures, names = claims(sentence, question)
         low = sentence.lower()
         said = sorted([*figures, *names], key=lambda c: (low.find(c.lower()) % (len(low) + 1), c))  # as written
         # what else it says ("a tertiary colour", "uchigatana"): its words beyond the question's
         words = sorted(query_terms(sentence) - query_terms(question), key=lambda w: (low.find(w), w))
         for r, call, args, sources in offered if said or words else ():
-            if r.source in done:
+            if r.source in done or r.source in failed:
                 continue
             for source, every, echoed, text_low, terms in sources:
                 found = [c for c in said if (c in every - echoed if c in figures else c in text_low and c not in args)]

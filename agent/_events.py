@@ -96,6 +96,7 @@ class Final:
     warnings: list[str] = field(default_factory=list)  # things the controller refused or changed
     prompt: str | None = None  # the exact context text, when asked for
     route: str | None = None  # the path the answer took (math, lookup, direct; None: not routed)
+    support: float | None = None  # the support check's yes-no log-odds, when it ran (Options.support_check)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

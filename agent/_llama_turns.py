@@ -22,6 +22,7 @@ from tooltoken.tools.calculator import REWRITE
 
 from ._backend import Backend, GenerateStats
 from ._call_check import judge, opening_token
+from ._support_check import support_odds
 from ._calls import balanced, first_json
 from ._events import Event, ToolCall, ToolResult, Usage
 from ._families import Call, Family, trigger_pattern
@@ -102,6 +103,7 @@ class LlamaTurns:
         self._mark = len(self.ctx)  # where the last call turn began
         self._started = False
         self.judge = partial(judge, backend)  # the call check asks the model on the side
+        self.support = partial(support_odds, backend)  # and so does the support check
 
     # -- tokens --------------------------------------------------------------------------------
     def encode(self, pieces: list[Piece]) -> list[int]:

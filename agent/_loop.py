@@ -33,6 +33,7 @@ from ._events import Event, Final, StopReason, TextDelta, ToolCall, ToolResult, 
 from ._families import Call
 from ._options import Options
 from ._support import supported
+from ._support_check import claim_and_source, withdraw
 from ._toolrun import run_tool
 from ._unstated import drop_unstated, unstated_warning
 
@@ -87,6 +88,8 @@ class Turns(Protocol):
 # The call check: a function of (tools, request, calls) -> yes-no log-odds, or None where the
 # backend cannot ask the model on the side (an OpenAI-compatible server).
 Judge = Callable[[dict[str, Tool], str, list[Call]], "float | None"]
+# The support check: (question, the answer's first claim, the cited source) -> yes-no log-odds.
+Support = Callable[[str, str, dict[str, Any]], "float | None"]
 
 
 def nudge(sources: list[int]) -> str:
@@ -103,11 +106,13 @@ class Answer:
 
     def __init__(self, turns: Turns, tools: list[Tool], options: Options, *, cancel: threading.Event | None = None,
                  asked: str = "", request: str = "", given: str = "", judge: Judge | None = None,
-                 first: list[Call] | None = None, after_first: str = "", shown: list[Call] | None = None) -> None:
+                 support: Support | None = None, first: list[Call] | None = None, after_first: str = "",
+                 shown: list[Call] | None = None) -> None:
         """`asked`: the user's words (every turn but the system prompt), for the injection guard and
         unstated values; `request`: the latest of them, for the call check; `given`: the user's own
-        system prompt; `judge`: the call check, where the backend has one; `first`: calls made
-        before the model writes anything (the lookup path searches on the question first);
+        system prompt; `judge`: the call check, and `support`: the support check, where the backend
+        has them; `first`: calls made before the model writes anything (the lookup path searches
+        on the question first);
         `after_first`: said after their results in every chat template (the lookup path restates
         the question there, where a small model reads best); `shown`: the first calls as the
         context writes them, when they run with other arguments (the lookup path's query adds the
@@ -115,7 +120,7 @@ class Answer:
         self.first = list(first or [])
         self.shown = list(shown) if shown and len(shown) == len(self.first) else self.first
         self.after_first = after_first if self.first else ""
-        self.turns, self.opt, self.judge = turns, options, judge
+        self.turns, self.opt, self.judge, self.support = turns, options, judge, support
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         self.asked, self.given = asked, given
@@ -220,14 +225,15 @@ class Answer:
     def _final(self, reason: StopReason, message: str) -> Iterator[Event]:
         self.usage.tool_calls = len(self.calls)
         prompt = self.turns.finish(self.usage)
-        self.timings["total_s"] = time.perf_counter() - self.t0
         citations = check_citations("".join(self.answer), self.calls, self.results, self.request)
         returned = [r.content for r in self.results if not r.error] + self.inline_texts
         said = "".join(self.answer)
+        score, withdrawn = self._support_check(said, citations) if reason == "stop" else (None, False)
         if (reason == "stop" and (self.results or self.inline_texts) and self.opt.unsupported_notice
-                and (not said.strip() or supported(said, self.asked, returned) is False)):
+                and (not said.strip() or withdrawn or supported(said, self.asked, returned) is False)):
             # tools were asked, and the answer is empty or states what they did not return: say so
             yield from self.emit(f"\n\n{self.opt.unsupported_notice}")
+        self.timings["total_s"] = time.perf_counter() - self.t0  # the checks included
         yield Final(
             answer="".join(self.answer),
             stop_reason=reason,
@@ -239,6 +245,7 @@ class Answer:
             message=message,
             warnings=self.warnings,
             prompt=prompt if self.opt.show_prompt else None,
+            support=score,
         )
 
     # -- one turn's calls ----------------------------------------------------------------------
@@ -279,6 +286,23 @@ class Answer:
         yield from results
         if stop is not None:
             raise stop
+
+    def _support_check(self, said: str, citations: list[Any]) -> tuple[float | None, bool]:
+        """The support check (Options.support_check): its score, when it ran, and whether the
+        answer's verified citations were withdrawn (below the threshold: shown unverified)."""
+        threshold = self.opt.support_check
+        if self.support is None or isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            return None, False  # off (the default), or a backend that cannot ask on the side
+        found = claim_and_source(said, self.request, citations)
+        if found is None:
+            return None, False
+        t0 = time.perf_counter()
+        score = self.support(self.request, *found)
+        self.timings["support_s"] = time.perf_counter() - t0
+        if score is None or score >= threshold:
+            return score, False
+        withdraw(citations, score, threshold)
+        return score, True
 
     def _declined_by_check(self, calls: list[Call]) -> bool:
         """The call check (Options.call_check): True when the calls were taken back."""

@@ -39,6 +39,12 @@ class Options:
     # the model answers in words. None: no check; "auto": the answer policy's (agent/_policy.py: on,
     # at CALL_CHECK, for a caller's own tools on the direct path; off elsewhere and under "plain").
     call_check: float | str | None = "auto"
+    # the support check (_support_check.py), off by default: an answer's verified citation keeps
+    # its ✓ only if the model, asked on the side, says the cited source states the answer; below
+    # this score (yes-no log-odds) the citations are shown unverified and the answer gets the
+    # notice. On the default model's dev answers it flagged more right answers than wrong ones
+    # (docs/results.md, "The support check"). None: no check.
+    support_check: float | None = None
     # leave out of a call the optional string values that no user turn or tool result states, so
     # the function's default applies (_unstated.py); a warning names each value left out
     drop_unstated: bool = False

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import regex
+
 from tooltoken.tools import BUILTIN_TOOL_NAMES, Tool
 from tooltoken.tools.calculator import calculator as builtin_calculator
 from tooltoken.tools.calculator import worked_calculator
@@ -63,6 +65,12 @@ CALL_CHECK = 1.05
 # program rewritten again and again) took 389 of their 1,237 seconds, all wrong
 MATH_TOKENS = 384
 RECALL_TOKENS = 40  # of the closed-book answer the lookup path adds to its first query (one line)
+# a closed-book answer that only says the model cannot answer ("As an AI language model, I do not
+# have access to your leave policy"): its words would steer the search away from the question
+REFUSAL = regex.compile(
+    r"^\W*(?:as an ai\b|i(?:'m| am) (?:sorry|not (?:sure|able|aware))|sorry\b|unfortunately\b"
+    r"|i (?:do not|don't|cannot|can't|could not|couldn't) (?:have|know|find|access|provide|answer|determine|say)"
+    r"|there (?:is|are) no (?:information|data|record))", regex.I)
 REREAD_CHARS = 500  # of the question, restated after the first results
 # Qwen2.5 boxes its answers in LaTeX (`\(\boxed{190}\)`) whatever the prompt says; the math
 # path's answer is plain text, so a backslash or an opening `\(` or `$\` is never sampled there
@@ -106,7 +114,10 @@ def recall_query(question: str, draft: str) -> str:
     (`draft`, unverified). A small model that cannot state a detail often knows what the question
     is about, and its guess names the article that holds the answer: on the known-facts set the
     guess lifted BM25's hit@3 from 0.77 to 0.97, at a cost of 0.01 on the factual dev set, whose
-    guesses are wrong by construction (docs/results.md, "Recall, then search")."""
+    guesses are wrong by construction (docs/results.md, "Recall, then search"). A draft that
+    only says the model cannot answer (REFUSAL) is left out: the query is the question."""
+    if REFUSAL.search(draft):
+        draft = ""
     return " ".join(f"{question} {draft}".split())[:QUERY_CHARS]
 
 

@@ -94,9 +94,11 @@ def _names(text: str) -> set[str]:
     return {m.lower() for m in _NAME.findall(text) if m.split()[0] not in _COMMON}
 
 
-def prose(answer: str) -> str:
-    """What an answer says in words: code blocks, output blocks and `[n]` markers left out."""
-    return _MARKER.sub(" ", _FENCED.sub(" ", answer))
+def prose(answer: str, markers: bool = False) -> str:
+    """What an answer says in words: code blocks, output blocks and (unless `markers`) `[n]`
+    markers left out."""
+    text = _FENCED.sub(" ", answer)
+    return text if markers else _MARKER.sub(" ", text)
 
 
 def claims(answer: str, question: str) -> tuple[set[str], set[str]]:

@@ -123,12 +123,14 @@ def _source_quote(final: Any, c: Any, n: int = 160) -> str:
 
 
 def footnotes(final: Any) -> list[Any]:
-    """The answer's sources, one rich Text a line: cited ones first (✓ or ✗), then the uncited."""
+    """The answer's sources, one rich Text a line: cited ones first (✓ or ✗; a marker that failed
+    where a fact of the answer was still found in its result has both), then the uncited."""
     lines = []
-    cited = set()
+    cited, shown = set(), set()
     for c in final.citations:
-        if c.marker in cited:
+        if (c.marker, c.verified) in shown:
             continue
+        shown.add((c.marker, c.verified))
         cited.add(c.marker)
         line = Text(f" [{c.marker}] ")
         if c.verified:

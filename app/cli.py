@@ -256,7 +256,7 @@ if typer is not None:
             if self.last is None or not self.last.tool_results:
                 console.print("the last answer used no tools")
                 return
-            cited = {c.marker: c for c in self.last.citations}
+            cited = {c.marker: c for c in sorted(self.last.citations, key=lambda c: c.verified)}  # ✓ wins
             for r in self.last.tool_results:
                 call = next((c for c in self.last.tool_calls if c.id == r.id), None)
                 c = cited.get(r.source)

@@ -21,7 +21,10 @@ section of the Wikipedia article named by its `doc_id`, in the default corpus:
 - `userdocs` (only with `--category userdocs`): evals/data/userdocs_qa.jsonl, 20 questions about
   the invented company documents in evals/data/userdocs/, which the suite indexes first as
   `tooltoken index` does (into a temporary Milvus Lite database), so `retrieve` is offered as
-  it is to a user with an index.
+  it is to a user with an index;
+- `userdocs_dev` (only with `--category userdocs_dev`): evals/data/userdocs_dev_qa.jsonl, 24
+  questions about other invented documents (evals/data/userdocs_dev/, another company's), on
+  which the choices for a user's own index are made.
 
 Each question gets one answer from an agent built as chat, ask, run and serve build it: the
 default tools (the calculator, and search, open, find and quote over the backend: with
@@ -38,7 +41,7 @@ no prompt of the eval's own. With `--tools off` no tool is declared (closed book
 - `declined`: answers that say the sources do not hold the answer (metrics.declines), and
   `right_declined` of them right all the same; `wrong_stated`: wrong answers stated with no
   warning (neither a decline nor the unsupported-answer notice), `wrong_flagged`: wrong answers
-  that carry the notice;
+  that carry the notice, `right_flagged`: right ones that carry it (the support check's cost);
 - `narrated`: answers that narrate their tool use (metrics.narrates); `routes`: the paths taken.
 """
 
@@ -59,8 +62,9 @@ __all__ = ["QASuite", "load_questions"]
 
 # the default data: category -> file; factual_dev is run only when asked for (--category)
 SETS = {"known": "qa_dev.jsonl", "factual": "factual_test.jsonl", "factual_dev": "factual_dev.jsonl",
-        "known_dev": "known_dev.jsonl", "userdocs": "userdocs_qa.jsonl"}
-USERDOCS = "userdocs"  # the folder of invented documents the userdocs questions are about
+        "known_dev": "known_dev.jsonl", "userdocs": "userdocs_qa.jsonl", "userdocs_dev": "userdocs_dev_qa.jsonl"}
+# the folders of invented documents the userdocs questions are about, indexed before they are asked
+USERDOCS = {"userdocs": "userdocs", "userdocs_dev": "userdocs_dev"}
 DEFAULT_SETS = ("known", "factual")
 
 
@@ -92,7 +96,7 @@ class QASuite:
     def __init__(self, config: EvalConfig) -> None:
         self.config = config
         self._backend: Any = None
-        self._docs: Any = None  # the userdocs index: (temporary folder, Retriever)
+        self._docs: Any = None  # the userdocs index: (temporary folder, Retriever, category)
 
     def _close(self) -> None:
         if self._docs is not None:
@@ -100,9 +104,11 @@ class QASuite:
             self._docs[0].cleanup()
             self._docs = None
 
-    def _retrieve(self) -> Any:
-        """`retrieve` over the invented documents, indexed as `tooltoken index` indexes a folder
-        (into a temporary Milvus Lite database, once per run)."""
+    def _retrieve(self, category: str) -> Any:
+        """`retrieve` over the invented documents of `category`, indexed as `tooltoken index`
+        indexes a folder (into a temporary Milvus Lite database, once per run)."""
+        if self._docs is not None and self._docs[2] != category:
+            self._close()
         if self._docs is None:
             import atexit
             import tempfile
@@ -112,8 +118,8 @@ class QASuite:
             folder = tempfile.TemporaryDirectory(prefix="tooltoken-userdocs-")
             db = Path(folder.name) / "milvus.db"
             with MilvusStore(db) as store:
-                ingest([_data(USERDOCS)], store, SentenceTransformerEmbedder())
-            self._docs = (folder, Retriever.open(db))
+                ingest([_data(USERDOCS[category])], store, SentenceTransformerEmbedder())
+            self._docs = (folder, Retriever.open(db), category)
             atexit.register(self._close)
         from tooltoken.tools import retriever_tool
 
@@ -135,7 +141,7 @@ class QASuite:
             self._backend = load_backend(self.config.backend)
         tools = [calculator, *Browser(self._backend).tools()]  # as tools.default_tools builds them
         # with an index, default_tools adds `retrieve` over it: the userdocs questions have one
-        return tools + [self._retrieve()] if category == "userdocs" else tools
+        return tools + [self._retrieve(category)] if category in USERDOCS else tools
 
     def run_item(self, item: dict[str, Any]) -> dict[str, Any]:
         from tooltoken import Agent, Final, Options, TextDelta, ToolResult
@@ -181,6 +187,7 @@ class QASuite:
             "stop_reason": final.stop_reason,
             "completion_tokens": final.usage.completion_tokens,
             "route": final.route,
+            "support": None if final.support is None else round(final.support, 3),  # the support check's score
             "seconds": round(final.timings.get("total_s", 0.0), 2),
         }
 
@@ -200,6 +207,7 @@ class QASuite:
             "right_declined": sum(bool(r.get("declined")) for r in right),  # right, yet says it is not there
             "wrong_stated": sum(not r.get("declined") and not r.get("notice") for r in wrong),  # no warning
             "wrong_flagged": sum(bool(r.get("notice")) for r in wrong),  # with the unsupported-answer notice
+            "right_flagged": sum(bool(r.get("notice")) for r in right),  # right, yet with the notice
             "verified_citations": verified,
             "narrated": sum(narrates(r.get("answer", "")) for r in records),
             "seconds_per_item": round(sum(r.get("seconds", 0.0) for r in records) / n, 2),

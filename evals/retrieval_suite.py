@@ -34,9 +34,9 @@ def load_queries(path: str | Path | None = None, category: str | None = None) ->
     factual_dev when None), each question's relevant id the article its gold answer was checked
     against."""
     if path is None:
-        from .qa import SETS, load_questions
+        from .qa import SETS, USERDOCS, load_questions
 
-        every = [name for name in SETS if name != "userdocs"]  # its relevant ids are file names
+        every = [name for name in SETS if name not in USERDOCS]  # their relevant ids are file names
         rows = [q for name in ([category] if category in SETS else every) for q in load_questions(category=name)]
         return [{"id": q["id"], "category": q["category"], "query": q["question"], "relevant_ids": [q["doc_id"]]}
                 for q in rows if q.get("doc_id")]

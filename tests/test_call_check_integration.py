@@ -59,9 +59,9 @@ def test_a_banned_token_is_never_sampled(backend):
 
 def test_the_judge_on_the_real_model_averages_two_wordings_of_each_question(backend):
     from tooltoken import tool
-    from tooltoken._call_check import (VALUES_OFFSET, _function_questions, _logsumexp, _tokens,
-                                       _values_questions, judge)
+    from tooltoken._call_check import CHECK_SYSTEM, VALUES_OFFSET, _function_questions, _values_questions, judge
     from tooltoken._families import Call
+    from tooltoken._side import _logsumexp, tokens
 
     @tool
     def weather(city: str) -> str:
@@ -73,7 +73,7 @@ def test_the_judge_on_the_real_model_averages_two_wordings_of_each_question(back
     no = sorted({backend.tokenize(w, special=False)[0] for w in ("no", "No")} - set(yes))
 
     def odds(question):
-        logits = backend.side_logits(_tokens(backend, question), yes + no)
+        logits = backend.side_logits(tokens(backend, CHECK_SYSTEM, question), yes + no)
         return _logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes):])
 
     function = [odds(q) for q in _function_questions(weather, request)]

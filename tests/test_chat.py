@@ -63,6 +63,20 @@ def test_footnotes_verified_unverified_and_uncited():
 
 
 @pytest.mark.unit
+def test_footnotes_show_a_failed_marker_and_the_fact_found_in_its_result():
+    final = Final(
+        answer="Refunds take 38 days. See the policy [1].", stop_reason="stop",
+        citations=[Citation(1, False, tool="retrieve", reason="the cited result does not hold what the sentence states"),
+                   Citation(1, True, tool="retrieve", title="Refunds", source_id="c9", quote="38", inferred=True)],
+        tool_calls=[ToolCall("c1", "retrieve", {"query": "refunds"})],
+        tool_results=[ToolResult("c1", "retrieve", "Refunds take 38 days.", 1)],
+    )
+    assert plain(footnotes(final)) == [
+        "Sources", " [1] ✗ unverified: the cited result does not hold what the sentence states",
+        " [1] ✓ Refunds · c9 — “38”"]
+
+
+@pytest.mark.unit
 def test_plain_view_draws_tool_lines_between_text():
     buf = io.StringIO()
     view = AnswerView(Console(file=buf, width=100, color_system=None), markdown=False)

@@ -74,6 +74,18 @@ def test_an_unmarked_fact_gets_an_inferred_citation_naming_its_source():
     assert check_citations("Aquarium is the term.", calls, results, QUESTION) == []  # the question's own words
 
 
+def test_a_fact_stated_before_a_marker_that_fails_is_still_inferred_but_never_the_marked_sentence():
+    calls, results = search()
+    # the marker sits on a sentence that only points at the result; the fact before it came from it
+    cs = check_citations("The term was coined by Philip Henry Gosse. This is stated in the Aquarium Handbook [1].",
+                         calls, results, QUESTION)
+    assert [(c.marker, c.verified, c.inferred) for c in cs] == [(1, False, False), (1, True, True)]
+    assert cs[1].quote == "Philip Henry Gosse" and cs[1].source_id == "enwiki:Aquarium"
+    # the sentence its marker failed on gets no ✓ from that result by inference
+    cs = check_citations("Philip Henry Gosse coined it in 1901 [1].", calls, results, QUESTION)
+    assert [(c.marker, c.verified) for c in cs] == [(1, False)]
+
+
 def test_markers_that_point_at_nothing_or_at_a_failed_tool_are_kept_unverified():
     calls, results = search()
     results[0].error = True

@@ -10,7 +10,7 @@ import pytest
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
 from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM, QUERY_CHARS
-from tooltoken.tools import Browser, Document, Hit
+from tooltoken.tools import Browser, ConfigError, Document, Hit
 from tooltoken.tools.calculator import calculator
 
 pytestmark = pytest.mark.unit
@@ -105,6 +105,36 @@ def test_lookup_path_searches_the_question_first_then_answers_with_a_citation():
         "Who wrote War and Peace?<|im_end|>" in prompt
 
 
+def test_the_support_check_withdraws_a_string_supported_citation_the_model_judges_unstated():
+    # "Leo Tolstoy" occurs in the source, so the citation is verified as string support; asked
+    # on the side whether the source states that answer, the model says no: the ✓ goes
+    a, backend = agent([chunks("Tolstoy.\n"), chunks("Leo Tolstoy wrote it [1].")], "lookup", support_check=2.0)
+    backend.judgements = [-2.0]
+    final = a.run("Who wrote War and Peace?")
+    assert final.support == -2.0 and final.timings["support_s"] >= 0
+    assert [c.verified for c in final.citations] == [False]
+    assert "the model judged not (yes-no log-odds -2.00 < 2)" in final.citations[0].reason
+    assert final.answer.endswith("(No tool result supports this answer; it may be a guess.)")
+    side = backend.detokenize(backend.checked[-1]).decode()
+    assert side.startswith("<|im_start|>system\nYou check answers against sources.<|im_end|>")
+    assert "Question: Who wrote War and Peace?\nAnswer: Leo Tolstoy wrote it." in side and "War and Peace:" in side
+    # judged yes: the ✓ stays, no notice; off (the default): never asked
+    a, backend = agent([chunks("Tolstoy.\n"), chunks("Leo Tolstoy wrote it [1].")], "lookup", support_check=2.0)
+    backend.judgements = [3.0]
+    final = a.run("Who wrote War and Peace?")
+    assert final.support == 3.0 and final.citations[0].verified and final.answer == "Leo Tolstoy wrote it [1]."
+    a, backend = agent([chunks("Tolstoy.\n"), chunks("Leo Tolstoy wrote it [1].")], "lookup")
+    final = a.run("Who wrote War and Peace?")
+    assert final.support is None and final.citations[0].verified and not backend.checked
+
+
+def test_the_support_check_rejects_bad_settings():
+    a, _ = agent([], "lookup")
+    for bad in ("on", "auto", True, [1]):
+        with pytest.raises(ConfigError, match="support_check"):
+            a.run("Who wrote War and Peace?", support_check=bad)
+
+
 def test_lookup_recall_is_bounded_and_an_empty_one_leaves_the_question_alone():
     shelf = Shelf()
     a, _ = agent([[], chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
@@ -115,6 +145,15 @@ def test_lookup_recall_is_bounded_and_an_empty_one_leaves_the_question_alone():
     a, _ = agent([chunks("Tolstoy " * 200), chunks("Tolstoy [1].")], "lookup", shelf)
     a.run(long)
     assert len(shelf.queries[0]) <= QUERY_CHARS and shelf.queries[0].startswith(long[:150])
+
+
+@pytest.mark.parametrize("draft", ["As an AI language model, I do not have access to your leave policy.",
+                                   "I'm sorry, but I cannot answer that.", "I don't know."])
+def test_a_recall_that_only_refuses_leaves_the_question_alone(draft):
+    shelf = Shelf()
+    a, _ = agent([chunks(draft), chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    a.run("Who wrote War and Peace?")
+    assert shelf.queries == ["Who wrote War and Peace?"]
 
 
 def test_a_cancelled_lookup_stops_in_the_recall():
