@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generator, Iterator, Sequence
 
+import regex
+
 from tooltoken.tools import Tool
 from tooltoken.tools.calculator import REWRITE
 
@@ -458,10 +460,19 @@ _OUTPUT = "```output"
 
 
 def _stated(after: str) -> bool:
-    """Does the text after a program's output hold a finished line that states a number (not a
-    line that ends in `:` and introduces one)?"""
-    lines = after.lstrip().split("\n")[:-1]
-    return any(any(ch.isdigit() for ch in line) and not line.rstrip().endswith(":") for line in lines)
+    """Does the text after a program's output hold a finished line that states a number? A line
+    that ends in `:` introduces one ("The answer is:"), unless a sentence before its last one
+    already stated it ("Maya runs 8 km in all. The calculation is as follows:", where the
+    numbered steps after it would be read as the answer)."""
+    for line in after.lstrip().split("\n")[:-1]:
+        line = line.rstrip()
+        said = _SENTENCE_END.split(line)[:-1] if line.endswith(":") else [line]
+        if any(ch.isdigit() for part in said for ch in part):
+            return True
+    return False
+
+
+_SENTENCE_END = regex.compile(r"(?<=[.!?])\s+")
 
 
 def _single_tokens(backend: Backend, texts: Sequence[str]) -> list[int]:

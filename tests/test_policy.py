@@ -70,6 +70,19 @@ def test_math_path_shows_a_program_s_error_and_the_second_is_the_last():
     assert final.answer.rstrip().endswith("(No tool result supports this answer; it may be a guess.)")
 
 
+def test_math_answer_ends_at_a_line_that_states_the_number_before_introducing_steps():
+    program = ["```python\n", "km = 4 * 400 * 5 / 1000\n", "answer = km\n", "``", "`\n"]
+    line = ["Maya runs 8 kilometers in all. The calculation is as follows:\n", "\n", "1. She runs 4 laps.\n"]
+    a, _ = agent([program, line], "math")
+    final = a.run("Maya runs 4 laps of a 400 m track on each of 5 days. How many km is that?")
+    assert final.answer.endswith("```\nMaya runs 8 kilometers in all. The calculation is as follows:\n")
+    assert "(No tool result" not in final.answer
+    # "The answer is:" alone introduces the number: the answer goes on to the line that states it
+    a, _ = agent([program, ["The answer is:\n", "8 km.\n", "More.\n"]], "math")
+    assert a.run("Maya runs 4 laps of a 400 m track on each of 5 days. How many km is that?").answer.endswith(
+        "The answer is:\n8 km.\n")
+
+
 def test_math_answer_stating_another_number_gets_the_notice():
     program = ["```python\n", "answer = 12 * 3\n", "``", "`\n"]
     a, _ = agent([program, ["They cost 38 dollars.\n"]], "math")
