@@ -24,13 +24,13 @@ from tooltoken.tools.calculator import REWRITE
 
 from ._backend import Backend, GenerateStats
 from ._call_check import judge, opening_token
-from ._support_check import support_odds
 from ._calls import balanced, first_json
 from ._events import Event, ToolCall, ToolResult, Usage
 from ._families import Call, Family, trigger_pattern
 from ._grammar import fit_schema, open_string, repeating, tighter
 from ._loop import Answer, Stop, Turn
 from ._options import Options
+from ._support_check import support_odds
 from ._template import Piece
 from ._watch import END, Hit, Watch
 

@@ -81,3 +81,17 @@ def test_the_judge_on_the_real_model_averages_two_wordings_of_each_question(back
     assert function[0] != function[1] and values[0] != values[1]  # two wordings, two answers
     expected = min(sum(function) / 2, sum(values) / 2 + VALUES_OFFSET)
     assert judge(backend, {"weather": weather}, request, [call]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_support_check_asks_the_real_model_on_the_side(backend):
+    from tooltoken._side import _logsumexp, tokens
+    from tooltoken._support_check import SUPPORT_QUESTION, SUPPORT_SYSTEM, support_odds
+
+    source = {"title": "War and Peace", "text": "War and Peace is a novel by Leo Tolstoy, published in 1869."}
+    score = support_odds(backend, "Who wrote War and Peace?", "Leo Tolstoy wrote it.", source)
+    yes = sorted({backend.tokenize(w, special=False)[0] for w in ("yes", "Yes")})
+    no = sorted({backend.tokenize(w, special=False)[0] for w in ("no", "No")} - set(yes))
+    shown = SUPPORT_QUESTION.format(source="War and Peace: " + source["text"], question="Who wrote War and Peace?",
+                                    answer="Leo Tolstoy wrote it.")
+    logits = backend.side_logits(tokens(backend, SUPPORT_SYSTEM, shown), yes + no)
+    assert score == pytest.approx(_logsumexp(logits[: len(yes)]) - _logsumexp(logits[len(yes):]), abs=1e-4)
