@@ -83,7 +83,8 @@ def claim_and_source(answer: str, question: str, citations: list[Citation]) -> t
 
 def withdraw(citations: list[Citation], score: float, threshold: float) -> None:
     """Show `citations` unverified: the model judged the source does not state the answer."""
-    why = f"asked whether the source states this answer, the model judged not (yes-no log-odds {score:.2f} < {threshold:g})"
+    why = ("asked whether the source states this answer, the model judged not "
+           f"(yes-no log-odds {score:.2f} < {threshold:g})")
     for c in citations:
         if c.verified:
             c.verified, c.reason = False, why
