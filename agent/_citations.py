@@ -34,7 +34,7 @@ import regex
 from tooltoken.tools.search import query_terms
 
 from ._events import Citation, ToolCall, ToolResult
-from ._support import claims, figures_of, holds, prose, relevant
+from ._support import SENTENCES, claims, figures_of, holds, prose, relevant
 
 _MARKER = regex.compile(r"\[(\d{1,3})\]")
 # a quoted span that ends at most ~3 characters before the marker: "words" [1] / “words,” [1]
@@ -42,7 +42,6 @@ _QUOTE = regex.compile(r'(?:"([^"\n]{3,400})"|“([^”\n]{3,400})”)\W{0,3}$')
 # where the sentence of a marker begins (looking back) and ends (looking ahead)
 _BACK = regex.compile(r"(?:[.!?](?=\s)|\n|\[\d{1,3}\])(?!.*(?:[.!?](?=\s)|\n|\[\d{1,3}\]))", regex.S)
 _AHEAD = regex.compile(r"[.!?](?:\s|$)|\n|\[\d{1,3}\]")
-_SENTENCES = regex.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def _norm(text: str) -> str:
@@ -151,7 +150,7 @@ def _inferred(answer: str, calls: list[ToolCall], results: list[ToolResult], cit
         offered.append((r, call, args, sources))
     out: list[Citation] = []
     done: set[int] = set()
-    for marked in _SENTENCES.split(prose(answer, markers=True)):
+    for marked in SENTENCES.split(prose(answer, markers=True)):
         failed = {int(n) for n in _MARKER.findall(marked)}  # its markers (a verified one is in `cited`)
         sentence = prose(marked)
         figures, names = claims(sentence, question)

@@ -35,13 +35,12 @@ from tooltoken.tools.search import passage, query_terms
 
 from ._events import Citation
 from ._side import odds, yes_no
-from ._support import claims, prose
+from ._support import SENTENCES, claims, prose
 
 SUPPORT_SYSTEM = "You check answers against sources."
 SUPPORT_QUESTION = ("Source: {source}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
                     "Does the source state this answer to the question? Answer yes or no.")
 SOURCE_SENTENCES, SOURCE_CHARS = 2, 500  # of the cited source shown to the check
-_SENTENCES = regex.compile(r"(?<=[.!?])\s+|\n+")
 _SPACE = regex.compile(r"\s+([.,;:!?])")  # where a marker was: "wrote it [1]." -> "wrote it."
 
 
@@ -62,7 +61,7 @@ def support_odds(backend: Any, question: str, answer: str, source: dict[str, Any
 def first_claim(answer: str, question: str) -> str:
     """The answer's first sentence that states something beyond the question ("" if none), as
     written, without its `[n]` markers."""
-    for sentence in _SENTENCES.split(prose(answer)):
+    for sentence in SENTENCES.split(prose(answer)):
         if any(claims(sentence, question)):
             return _SPACE.sub(r"\1", " ".join(sentence.split()))
     return ""
