@@ -30,7 +30,7 @@ from ._openai import OpenAIBackend
 from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
-from ._policy import POLICIES, RECALL_TOKENS, Path, choose, recall_query, routable
+from ._policy import POLICIES, RECALL_TOKENS, Path, choose, recall_query, recall_room, routable
 from ._router import EmbeddingRouter, Router, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
@@ -228,9 +228,11 @@ class Agent:
             options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
         first, t0, recalled = shown, time.perf_counter(), 0.0
-        if path.recall and first:  # the lookup path searches for the question and what the model believes
-            draft = self._recall(question, history, options, cancel)
-            query = recall_query(_latest(self._turns(question, history)[1]), draft)
+        latest = _latest(self._turns(question, history)[1])
+        room = recall_room(latest) if path.recall and first else 0
+        if room > 0:  # the lookup path searches for the question and what the model believes
+            draft = self._recall(question, history, options, cancel, room)
+            query = recall_query(latest, draft)
             first = [Call(c.name, {**c.arguments, "query": query}) for c in shown]
             recalled = time.perf_counter() - t0
         for event in self._answer(question, history, path, options, cancel, first, shown):
@@ -263,10 +265,11 @@ class Agent:
                                       first=first, after_first=path.after_first, shown=shown, **said).run(), path)
 
     def _recall(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], options: Options,
-                cancel: threading.Event | None) -> str:
+                cancel: threading.Event | None, room: int) -> str:
         """The first line the model answers `question` with closed book (the direct path's prompt),
-        in at most RECALL_TOKENS tokens; "" when it writes none. Unverified, so it is never shown
-        as an answer: the lookup path searches for it beside the question (docs/results.md)."""
+        in at most RECALL_TOKENS tokens and about `room` characters (what the query has left);
+        "" when it writes none. Unverified, so it is never shown as an answer: the lookup path
+        searches for it beside the question (docs/results.md)."""
         bare = Path("direct")
         quiet = replace(options, tool_choice="none", max_tokens=RECALL_TOKENS, unsupported_notice=None,
                         show_prompt=False, inline_calls=False)
@@ -277,7 +280,7 @@ class Agent:
         for event in self._answer(question, history, bare, quiet, enough, []):
             if isinstance(event, TextDelta):
                 text += event.text
-                if "\n" in text.lstrip():
+                if "\n" in text.lstrip() or len(" ".join(text.split())) >= room:
                     enough.set()
             if cancel is not None and cancel.is_set():
                 enough.set()

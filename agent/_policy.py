@@ -38,7 +38,7 @@ from tooltoken.tools.calculator import worked_calculator
 from ._router import Route
 
 __all__ = ["CALL_CHECK", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "POLICIES", "RECALL_TOKENS", "Path",
-           "choose", "recall_query", "reread", "routable"]
+           "choose", "recall_query", "recall_room", "reread", "routable"]
 
 Policy = Literal["routed", "plain"]
 POLICIES: tuple[Policy, ...] = ("routed", "plain")
@@ -119,6 +119,13 @@ def recall_query(question: str, draft: str) -> str:
     if REFUSAL.search(draft):
         draft = ""
     return " ".join(f"{question} {draft}".split())[:QUERY_CHARS]
+
+
+def recall_room(question: str) -> int:
+    """Characters of the first query that the closed-book draft can fill after `question` (the
+    query is cut at QUERY_CHARS): the recall stops once its draft fills them, which leaves the
+    query as it would be, and is not asked when none are left."""
+    return QUERY_CHARS - len(" ".join(question.split())) - 1
 
 
 def routable(tools: list[Tool], inline: list[Tool]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
-from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM, QUERY_CHARS
+from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM, QUERY_CHARS, RECALL_TOKENS, recall_query, recall_room
 from tooltoken.tools import Browser, ConfigError, Document, Hit
 from tooltoken.tools.calculator import calculator
 
@@ -155,9 +155,29 @@ def test_lookup_recall_is_bounded_and_an_empty_one_leaves_the_question_alone():
     assert shelf.queries == ["Who wrote War and Peace?"]
     long = "Who wrote War and Peace, the long novel about the French invasion of Russia in 1812, and when? " * 3
     shelf = Shelf()
-    a, _ = agent([chunks("Tolstoy " * 200), chunks("Tolstoy [1].")], "lookup", shelf)
-    a.run(long)
-    assert len(shelf.queries[0]) <= QUERY_CHARS and shelf.queries[0].startswith(long[:150])
+    a, backend = agent([chunks("Tolstoy [1].")], "lookup", shelf)
+    assert a.run(long).answer == "Tolstoy [1]."
+    # the question fills the query: no recall is asked
+    assert shelf.queries == [" ".join(long.split())[:QUERY_CHARS].strip()] and len(backend.requests) == 1
+
+
+def test_the_recall_stops_when_its_draft_fills_the_query():
+    question, draft = "Who wrote War and Peace?", "Leo Tolstoy wrote the novel War and Peace " * 10  # one line
+    shelf = Shelf()
+    a, backend = agent([chunks(draft, 10), chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    played, generate = [], backend.generate
+
+    def counted(*args, **kwargs):
+        played.append(0)
+        for token in generate(*args, **kwargs):
+            played[-1] += 1
+            yield token
+
+    backend.generate = counted
+    a.run(question)
+    assert shelf.queries == [recall_query(question, draft)]  # the query it would be, cut at QUERY_CHARS
+    room = recall_room(question)
+    assert room == QUERY_CHARS - len(question) - 1 and played[0] <= room // 10 + 2 < RECALL_TOKENS
 
 
 @pytest.mark.parametrize("draft", ["As an AI language model, I do not have access to your leave policy.",
