@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 
-__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_retrieval", "bench_router",
-           "bench_search", "bench_speculative", "bench_startup", "register"]
+__all__ = ["bench_app", "bench_controller", "bench_forced", "bench_invariance", "bench_lookup", "bench_retrieval",
+           "bench_router", "bench_search", "bench_speculative", "bench_startup", "register"]
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (commands, not tests).")
 
@@ -82,6 +82,25 @@ def bench_forced(
     from tooltoken.evals.bench_forced import bench_forced as run
 
     _print_bench(run(model, n), as_json)
+
+
+@bench_app.command("lookup")
+def bench_lookup(
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    category: str = typer.Option("factual", "--category", "-c", help="A qa category (factual, known, ...)."),
+    limit: Optional[int] = typer.Option(48, "--limit", "-n", help="At most N questions, spread evenly."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Seconds a question with tools against closed book, each question answered both ways back to back."""
+    from tooltoken.evals.bench_lookup import bench_lookup as run
+
+    try:
+        result = run(model, category=category, limit=limit, threads=threads)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+    _print_bench(result, as_json)
 
 
 @bench_app.command("router")

@@ -114,3 +114,25 @@ def test_drop_unstated_reaches_the_run_and_leaves_no_unstated_optional_value(tmp
             if name in docs:  # what ran has nothing left to drop
                 tool = Tool.from_schema("f", "", to_tool_schema(docs[name]), lambda **_: "")
                 assert drop_unstated(tool, args, request) == (args, [])
+
+
+@pytest.mark.timeout(1200)
+def test_bench_lookup_answers_each_question_both_ways(smollm2_path):
+    """`tooltoken bench lookup`: each question with tools and closed book back to back, as the
+    qa eval builds both agents; the figure is the ratio of the two means."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from tooltoken.app.cli import main; main()", "bench", "lookup",
+                          "--model", "smollm2-135m", "--limit", "2", "--json"], capture_output=True, text=True,
+                         timeout=1200)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["category"] == "factual" and result["n"] == 2
+    assert result["tools_s_mean"] > 0 and result["closed_s_mean"] > 0
+    assert abs(result["ratio_of_means"] - result["tools_s_mean"] / result["closed_s_mean"]) < 0.01
+    assert 0 <= result["tools_right"] <= 2 and 0 <= result["closed_right"] <= 2
+    bad = subprocess.run([sys.executable, "-c", "from tooltoken.app.cli import main; main()", "bench", "lookup",
+                          "--model", "smollm2-135m", "--category", "nonsense", "--json"], capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode == 1 and "no questions" in bad.stderr
