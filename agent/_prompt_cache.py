@@ -35,7 +35,7 @@ MAGIC = b"TTKVv1\n\0"
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # under this a prefix is the template's own few tokens. An entry is read back in milliseconds: the
 # lookup path's 57-token system turn restored in 3 ms, where the default model evaluated it in
-# 0.79 s on 2 cores (docs/results.md, "Start-up and the prompt cache")
+# 0.79 s on 2 cores (docs/results.md, "The lookup path")
 MIN_TOKENS = 8
 SUFFIX = ".kv"
 

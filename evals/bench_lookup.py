@@ -52,7 +52,7 @@ def bench_lookup(model: str | None = None, category: str = "factual", limit: int
         "n": len(pairs),
         "tools_s_mean": round(statistics.mean(t), 3),
         "closed_s_mean": round(statistics.mean(c), 3),
-        "ratio_of_means": round(statistics.mean(t) / statistics.mean(c), 3),
+        "ratio_of_means": round(statistics.mean(t) / statistics.mean(c), 3) if statistics.mean(c) > 0 else None,
         "ratio_median_pair": round(statistics.median(each), 3) if each else None,
         "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)] if each else None,
         "tools_right": sum(p["tools_right"] for p in pairs),
