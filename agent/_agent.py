@@ -228,8 +228,8 @@ class Agent:
             options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
         first, t0, recalled = shown, time.perf_counter(), 0.0
-        latest = _latest(self._turns(question, history)[1])
-        room = recall_room(latest) if path.recall and first else 0
+        latest = _latest(self._turns(question, history)[1]) if path.recall and first else ""
+        room = recall_room(latest) if latest else 0
         if room > 0:  # the lookup path searches for the question and what the model believes
             draft = self._recall(question, history, options, cancel, room)
             query = recall_query(latest, draft)

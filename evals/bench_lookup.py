@@ -34,9 +34,12 @@ def bench_lookup(model: str | None = None, category: str = "factual", limit: int
     pairs: list[dict[str, Any]] = []
     started = time.perf_counter()
     for n, item in enumerate(items):
-        order = (tools, closed) if n % 2 == 0 else (closed, tools)
-        done = {id(suite): suite.run_item(item) for suite in order}
-        with_tools, without = done[id(tools)], done[id(closed)]
+        if n % 2 == 0:
+            with_tools = tools.run_item(item)
+            without = closed.run_item(item)
+        else:
+            without = closed.run_item(item)
+            with_tools = tools.run_item(item)
         pairs.append({"tools_s": with_tools["seconds"], "closed_s": without["seconds"],
                       "tools_right": with_tools["correct"], "closed_right": without["correct"]})
         if progress:
@@ -46,7 +49,7 @@ def bench_lookup(model: str | None = None, category: str = "factual", limit: int
     t = [p["tools_s"] for p in pairs]
     c = [p["closed_s"] for p in pairs]
     each = sorted(a / b for a, b in zip(t, c) if b > 0)
-    quartiles = statistics.quantiles(each, n=4) if len(each) > 1 else each * 3
+    quartiles = statistics.quantiles(each, n=4) if len(each) > 1 else None
     return {
         "category": category,
         "n": len(pairs),
@@ -54,7 +57,7 @@ def bench_lookup(model: str | None = None, category: str = "factual", limit: int
         "closed_s_mean": round(statistics.mean(c), 3),
         "ratio_of_means": round(statistics.mean(t) / statistics.mean(c), 3) if statistics.mean(c) > 0 else None,
         "ratio_median_pair": round(statistics.median(each), 3) if each else None,
-        "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)] if each else None,
+        "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)] if quartiles else None,
         "tools_right": sum(p["tools_right"] for p in pairs),
         "closed_right": sum(p["closed_right"] for p in pairs),
         "wall_s": round(time.perf_counter() - started, 1),
