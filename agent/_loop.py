@@ -394,6 +394,9 @@ def _echoes(run: list[Call], shown: list[Call]) -> list[tuple[str, str]]:
             other = b.arguments.get(key)
             if isinstance(value, str) and isinstance(other, str) and value and value != other:
                 pairs.append((value, other))
+                plain = " ".join(value.split())  # as a tool that tidies its argument repeats it
+                if plain and plain != value:
+                    pairs.append((plain, " ".join(other.split())))
     return pairs
 
 

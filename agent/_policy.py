@@ -118,7 +118,9 @@ def recall_query(question: str, draft: str) -> str:
     only says the model cannot answer (REFUSAL) is left out: the query is the question."""
     if REFUSAL.search(draft):
         draft = ""
-    return " ".join(f"{question} {draft}".split())[:QUERY_CHARS]
+    # stripped after the cut: a query that ended in a space would reach the tool unlike the
+    # call the context shows, and its result's header would keep the guess (agent/_loop.py _shown)
+    return " ".join(f"{question} {draft}".split())[:QUERY_CHARS].rstrip()
 
 
 def recall_room(question: str) -> int:

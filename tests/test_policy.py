@@ -180,6 +180,21 @@ def test_the_recall_stops_when_its_draft_fills_the_query():
     assert room == QUERY_CHARS - len(question) - 1 and played[0] <= room // 10 + 2 < RECALL_TOKENS
 
 
+def test_the_reader_never_sees_the_guess_where_the_query_is_cut_at_a_space():
+    # the query is cut at QUERY_CHARS; where the cut fell right after a word, the query as run
+    # ended in a space, the tool tidied it, and its header kept the guess (the reader copied it)
+    question = "Who wrote War and Peace?"
+    pad = next(n for n in range(12) if
+               " ".join(f"{question} {'y' * n} {'Chekhov wrote it ' * 20}".split())[QUERY_CHARS - 1] == " ")
+    draft = f"{'y' * pad} {'Chekhov wrote it ' * 20}"
+    shelf = Shelf()
+    a, backend = agent([chunks(draft, 10), chunks("Leo Tolstoy wrote it [1].")], "lookup", shelf)
+    a.run(question)
+    assert shelf.queries == [recall_query(question, draft)] and not shelf.queries[0].endswith(" ")
+    prompt = prompt_of(backend, 1)
+    assert "Chekhov" not in prompt and f'Results for "{question}"' in prompt
+
+
 @pytest.mark.parametrize("draft", ["As an AI language model, I do not have access to your leave policy.",
                                    "I'm sorry, but I cannot answer that.", "I don't know."])
 def test_a_recall_that_only_refuses_leaves_the_question_alone(draft):
