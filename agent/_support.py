@@ -33,7 +33,7 @@ from fractions import Fraction
 
 import regex
 
-from tooltoken.tools.search import query_terms
+from tooltoken.tools.search import SENTENCE_BREAK, query_terms
 
 __all__ = ["SENTENCES", "claims", "figures_of", "holds", "prose", "relevant", "supported"]
 
@@ -42,7 +42,7 @@ _CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
 _NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
 _NAME = regex.compile(r"\b\p{Lu}[\p{Ll}'’-]{2,}(?:\s+(?:of\s+|the\s+|de\s+|da\s+|von\s+)?\p{Lu}[\p{Ll}'’-]+)*")
 _MARKER = regex.compile(r"\[\d{1,3}\]")
-SENTENCES = regex.compile(r"(?<=[.!?])\s+|\n+")  # where an answer's sentences end
+SENTENCES = SENTENCE_BREAK  # where an answer's sentences end: where a source's do
 # capitalised words that start sentences and name nothing
 _COMMON = frozenset("""The This That These Those There Their They Then Thus Therefore Here His Her Its It
 He She We You Your Our And But Yes No Not None Answer Total Result Results Step Steps First Second Third

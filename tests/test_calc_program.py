@@ -22,6 +22,8 @@ def test_each_step_is_shown_and_later_steps_use_earlier_names():
     ("total = 2 * 3\nprint(f'Total: {total}')", "total = 6\n6"),
     ("x = 7 / 2\nint(x)", "x = 7/2 = 3.5\n3"),
     ("\n\nx = 2 ** 10\n\n", "x = 1024"),
+    ("bananas = 90\nbananas -= 35\nbananas *= 1 + 1", "bananas = 90\nbananas = 55\nbananas = 110"),
+    ("t = 17\nt //= 5; t %= 2; t **= 3; t += 1; t /= 4", "t = 17\nt = 3\nt = 1\nt = 1\nt = 2\nt = 1/2 = 0.5"),
 ])
 def test_what_a_coder_model_writes_around_arithmetic_is_read_past(text, shown):
     assert calculate(text) == shown
@@ -31,6 +33,9 @@ def test_what_a_coder_model_writes_around_arithmetic_is_read_past(text, shown):
     ("a = 3\nb = a *", "line 2 (b = a *)"),
     ("x = 1\nimport os", "unknown name 'import'"),
     ("y = x + 1", "unknown name 'x'"),
+    ("a = 1\nz += a", "line 2 (z += a): unknown name 'z'"),
+    ("a = 1\nsqrt += a", "'sqrt' is a built-in name"),
+    ("a = 1\na == 1", "unexpected character '='"),
     ("sqrt = 4", "'sqrt' is a built-in name"),
     ("pi = 3", "'pi' is a built-in name"),
     ("a = 1\nb = a.real", "unexpected character '.'"),

@@ -60,8 +60,10 @@ def test_math_path_shows_a_program_s_error_and_the_second_is_the_last():
     from tooltoken.tools._calc_inline import GIVE_UP, REWRITE
 
     bad = ["```python\n", "from datetime import time\n", "x = 2 * 3\n", "``", "`\n"]
-    a, _ = agent([bad, bad, ["It arrives at 11:38.\n", "```output\n", "made up\n"]], "math")
+    a, _ = agent([bad, bad[1:], ["It arrives at 11:38.\n", "```output\n", "made up\n"]], "math")
     final = a.run("A train leaves at 9:03 and takes 2h 35m. When does it arrive?")
+    # asked to write it again, the model is in the new program's fence already
+    assert f"{REWRITE}\n```\n```python\nfrom datetime import time\n" in final.answer
     # every program gets the calculator's answer, so the model never writes an output block of
     # its own; after the second error the answer ends with the line that follows it
     assert final.answer.count("error: line 1") == 2

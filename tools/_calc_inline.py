@@ -150,6 +150,8 @@ def _program(text: str, errors: bool = False, last: bool = False) -> tuple[dict[
             return None
         shown = f"error: {exc}\n{GIVE_UP if last else REWRITE}"
     output = f"```output\n{shown}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
+    if shown.endswith(REWRITE):  # the new program's fence is opened for it: asked to rewrite, a small
+        output += "```python\n"  # model began an output block of its own instead, and the answer ended there
     return {"expression": body}, ("" if text.endswith("\n") else "\n") + output
 
 

@@ -7,8 +7,9 @@
     hours = 12
     12/5 = 2.4
 
-Each line (or `;`-separated statement) is `name = expression` or a bare expression; later lines
-use the names earlier lines set. Every step's value is shown, so the model can quote any of them.
+Each line (or `;`-separated statement) is `name = expression` (or `name += expression`, and the
+other operators' such forms) or a bare expression; later lines use the names earlier lines set.
+Every step's value is shown, so the model can quote any of them.
 The expressions are the calculator's own, evaluated the same exact, bounded way by the layer
 below (tools/_calc_eval.py): nothing here runs code either. Only what a coder model writes around
 arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels;
@@ -38,6 +39,8 @@ MAX_CHARS = 4000
 MAX_STEPS = 60
 _ASSIGN = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)(.*)", re.DOTALL)
 _PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
+# `total += 5`: a running total as Python writes it, read as `total = total + (5)`
+_AUGMENTED = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(\*\*|//|[-+*/%])=(?!=)(.*)", re.DOTALL)
 
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
 # a string may hold the other quote character: "Leo's time: {t}"
@@ -76,7 +79,9 @@ def run_program(text: str, *, lenient: bool = False) -> list[Step]:
     steps: list[Step] = []
     work = [0.0]
     for number, statement in enumerate(statements, 1):
-        name, expression = None, statement
+        name, expression, written = None, statement, statement
+        if m := _AUGMENTED.fullmatch(statement):
+            statement = f"{m.group(1)} = {m.group(1)} {m.group(2)} ({m.group(3).strip()})"
         if m := _ASSIGN.fullmatch(statement):
             name, expression = m.group(1), m.group(2)
             if _TEXT.fullmatch(expression):  # a sentence for the reader (`answer = f"..."`): text, not arithmetic
@@ -91,7 +96,7 @@ def run_program(text: str, *, lenient: bool = False) -> list[Step]:
         try:
             value, kind = evaluate_typed(expression, variables, work, kinds)
         except CalculatorError as exc:
-            raise CalculatorError(f"line {number} ({_short(statement)}): {exc}") from None
+            raise CalculatorError(f"line {number} ({_short(written)}): {exc}") from None
         if name is not None:
             variables[name], kinds[name] = value, kind
         steps.append(Step(name, value, kind))

@@ -35,14 +35,13 @@ from pydantic import Field
 
 from ._errors import ToolError
 from ._tool import Source, Tool, ToolOutput, tool
-from .search import Document, Hit, SearchBackend
+from .search import Document, Hit, SearchBackend, split_sentences
 
 __all__ = ["Browser", "BrowserError"]
 
 _MAX_QUOTE = 1000
 _MAX_SENTENCES = 200  # of the open document, offered to the quote grammar
 _MAX_QUERY = 200  # characters of a search query (the call grammar stops a looping model there)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 class BrowserError(ToolError):
@@ -202,8 +201,8 @@ class Browser:
         grammar enforces what `quote` checks, so even a small model quotes exactly."""
         if self._page is None:
             return None
-        sentences = [" ".join(s.split()) for s in _SENTENCE.split(self._page.doc.text)]
-        options = list(dict.fromkeys(s for s in sentences if 8 <= len(s) <= _MAX_QUOTE))[:_MAX_SENTENCES]
+        options = list(dict.fromkeys(s for s in split_sentences(self._page.doc.text) if 8 <= len(s) <= _MAX_QUOTE))
+        options = options[:_MAX_SENTENCES]
         if not options:
             return None
         return {

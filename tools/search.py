@@ -32,7 +32,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError, ToolError
 
-__all__ = ["BM25Search", "Document", "Hit", "ProgressFn", "SearchBackend", "SearchError", "passage", "query_terms"]
+__all__ = ["SENTENCE_BREAK", "BM25Search", "Document", "Hit", "ProgressFn", "SearchBackend", "SearchError", "passage",
+           "query_terms", "split_sentences"]
 
 #: Called as progress(stage, done, total) while something long runs; stages are short words
 #: such as "download", "tokenize", "index", "save". A hook, never printed by the library.
@@ -40,7 +41,9 @@ ProgressFn = Callable[[str, int, int], None]
 
 _FORMAT = "tooltoken-bm25/1"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+#: where sentences end, in a document and in an answer (one rule for the search's passages, the
+#: browser's quotes and the citations' claims)
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 #: English words that carry no topic (question words, auxiliaries, pronouns, prepositions)
 STOPWORDS = frozenset("""a about after all also an and any are as at be been before being but by can could
 did do does during each for from had has have he her his how i if in into is it its itself me more most my
@@ -270,6 +273,11 @@ def query_terms(query: str) -> set[str]:
     return {w for w in _TOKEN.findall(query.lower()) if w not in STOPWORDS}
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, each with its whitespace tidied; none empty."""
+    return [tidy for part in SENTENCE_BREAK.split(text) if (tidy := " ".join(part.split()))]
+
+
 def passage(text: str, terms: set[str], stem: Callable[[list[str]], list[str]] | None = None, *,
             sentences: int = 0, chars: int = 0, lines: bool = False) -> str:
     """The sentences of `text` that matter to a query whose (stemmed) words are `terms`: the
@@ -279,8 +287,7 @@ def passage(text: str, terms: set[str], stem: Callable[[list[str]], list[str]] |
     a short context on target far better than from whole documents (docs/results.md)."""
     sentences, chars = sentences or PASSAGE_SENTENCES, chars or PASSAGE_CHARS
     stem = stem or _plain
-    parts = [" ".join(p.split()) for p in _SENTENCE.split(text)]
-    parts = [p for p in parts if p]
+    parts = split_sentences(text)
     if len(" ".join(parts)) <= chars:  # short enough to show whole (`lines`: line by line)
         return ("\n" if lines else " ").join(" ".join(line.split()) for line in text.splitlines() if line.strip())
     # the first sentence, and a short description line or heading before it
