@@ -20,7 +20,7 @@ from typing import Any, Generator, Iterator, Sequence
 import regex
 
 from tooltoken.tools import Tool
-from tooltoken.tools.calculator import REWRITE
+from tooltoken.tools.calculator import FENCE
 
 from ._backend import Backend, GenerateStats
 from ._call_check import judge, opening_token
@@ -296,7 +296,7 @@ class LlamaTurns:
         yield ToolResult(call.id, tool.name, text.strip(), 0)
         a.inline_texts.append(text)
         self._own = ""
-        if self._last_line and text.lstrip().startswith("```output") and REWRITE not in text:
+        if self._last_line and text.lstrip().startswith("```output") and not text.endswith(FENCE):
             self._after = ""  # the output is in (or the calculator gave up): one line states the answer
         yield from a.emit(text)
 
