@@ -39,7 +39,8 @@ __all__ = ["SENTENCES", "claims", "figures_of", "holds", "prose", "relevant", "s
 
 _FENCED = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CLOCK = regex.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
-_NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
+# a comma after a number with thousands separators ends it when no digit follows ("$429,400, which")
+_NUMBER = regex.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d|,\d)|(?<![\w.,])-?\d+(?:\.\d+)?(?![\d])")
 _NAME = regex.compile(r"\b\p{Lu}[\p{Ll}'’-]{2,}(?:\s+(?:of\s+|the\s+|de\s+|da\s+|von\s+)?\p{Lu}[\p{Ll}'’-]+)*")
 _MARKER = regex.compile(r"\[\d{1,3}\]")
 SENTENCES = SENTENCE_BREAK  # where an answer's sentences end: where a source's do
@@ -58,15 +59,15 @@ _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 # numbers written in words, two to ninety-nine ("one" is too often not a count: "one of the")
 _DIGITS = ["one", *_UNITS[:8]]
 _WORDS = {w: n for n, w in enumerate(_UNITS, 2)} | {w: 10 * n for n, w in enumerate(_TENS, 2)} | {
-    f"{t} {u}": 10 * n + m for n, t in enumerate(_TENS, 2) for m, u in enumerate(_DIGITS, 1)}
+    f"{t} {u}": 10 * n + m for n, t in enumerate(_TENS, 2) for m, u in enumerate(_DIGITS, 1)} | {"dozen": 12}
 _NUMBER_WORD = regex.compile(
     r"(?<![\p{L}-])(?:(?:" + "|".join(_TENS) + r")[- ](?:" + "|".join(_DIGITS) + r")|" + "|".join(_TENS + _UNITS)
-    + r")(?![\p{L}])", regex.I)
+    + r"|dozen)(?![\p{L}])", regex.I)
 
 
 def figures_of(text: str) -> set[str]:
     """The figures in `text`, normalised: clock times as H:MM, numbers as exact values, and
-    numbers from two to ninety-nine written in words ("twenty-four" is 24)."""
+    numbers from two to ninety-nine written in words ("twenty-four" is 24; a dozen is 12)."""
     out = {f"{int(h)}:{m}" for h, m in _CLOCK.findall(text)}
     rest = _CLOCK.sub(" ", text)
     for n in _NUMBER.findall(rest):
