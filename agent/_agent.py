@@ -16,6 +16,8 @@ import os
 import threading
 import time
 from dataclasses import fields, replace
+from functools import partial
+from itertools import chain
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 from tooltoken.tools import ConfigError, Tool
@@ -25,12 +27,12 @@ from ._bridge import aiter_in_thread
 from ._events import Event, Final, TextDelta
 from ._families import Call, Family, detect_format
 from ._llama_turns import LlamaTurns
-from ._loop import Answer, asked_text
+from ._loop import Answer, SecondLook, asked_text
 from ._openai import OpenAIBackend
 from ._openai_turns import OpenAITurns
 from ._options import Options
 from ._per_answer import fresh_tools
-from ._policy import POLICIES, RECALL_TOKENS, Path, choose, recall_query, recall_room, routable
+from ._policy import POLICIES, RECALL_TOKENS, Path, choose, doubt, recall_query, recall_room, routable
 from ._router import EmbeddingRouter, Router, default_router
 from ._sampling import Sampling
 from ._template import Piece, render
@@ -224,6 +226,9 @@ class Agent:
             options = replace(options, tool_choice=path.tool_choice)
         if options.call_check == "auto":
             options = replace(options, call_check=path.call_check)
+        look = None
+        if path.second_look:  # with the caller's max_tokens, not the path's cap
+            look = partial(self._second_look, question, history, options, cancel)
         if path.max_tokens is not None and path.max_tokens < options.max_tokens:
             options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
@@ -235,7 +240,7 @@ class Agent:
             query = recall_query(latest, draft)
             first = [Call(c.name, {**c.arguments, "query": query}) for c in shown]
             recalled = time.perf_counter() - t0
-        for event in self._answer(question, history, path, options, cancel, first, shown):
+        for event in self._answer(question, history, path, options, cancel, first, shown, look):
             if isinstance(event, Final) and recalled:  # the user waited for the recall too
                 event.timings["recall_s"] = recalled
                 for key in ("total_s", "first_token_s"):
@@ -245,13 +250,16 @@ class Agent:
 
     def _answer(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]], path: Path,
                 options: Options, cancel: threading.Event | None, first: list[Call],
-                shown: list[Call] | None = None) -> Iterator[Event]:
+                shown: list[Call] | None = None, second_look: SecondLook | None = None) -> Iterator[Event]:
         """One answer down `path`: the loop over turns on this Agent's backend (`first`: the
-        policy's calls before the model writes, `shown`: as the context writes them)."""
+        policy's calls before the model writes, `shown`: as the context writes them;
+        `second_look`: see `Answer`)."""
         given = self._turns(question, history)[0] or ""  # for Options.drop_unstated
         messages = self.messages(question, history, path)
         tools = fresh_tools([*path.tools, *path.runs])  # one fresh state shared by both
-        said = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
+        said: dict[str, Any] = dict(asked=asked_text(messages), request=str(messages[-1].get("content") or ""), given=given)
+        if second_look is not None:
+            said["second_look"] = second_look
         if isinstance(self.backend, OpenAIBackend):  # message level: the server renders the prompt
             turns = OpenAITurns(self.backend, tools, options, messages, prompt_tools=not self.fmt.native_tools)
             yield from _routed(Answer(turns, tools, options, cancel=cancel, first=first, after_first=path.after_first,
@@ -285,6 +293,18 @@ class Agent:
             if cancel is not None and cancel.is_set():
                 enough.set()
         return " ".join(text.strip().split("\n", 1)[0].split()) if text.strip() else ""
+
+    def _second_look(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]],
+                     options: Options, cancel: threading.Event | None, outputs: list[str]) -> Iterator[Event] | None:
+        """Where the math path's result cannot stand (`doubt`), the question answered again on the
+        direct path with closed book, as the model answered word problems before the math path:
+        its words follow the program's, and, stating what no tool gave, it ends with the
+        unsupported-answer notice. None: the program's result stands."""
+        why = doubt(outputs)
+        if why is None:
+            return None
+        quiet = replace(options, tool_choice="none", unsupported_notice=None, show_prompt=False, inline_calls=False)
+        return chain([TextDelta(why)], self._answer(question, history, Path("direct"), quiet, cancel, []))
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:
         final = None

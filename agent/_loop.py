@@ -50,6 +50,10 @@ class Stop(Exception):
         self.reason, self.message = reason, message
 
 
+#: given what inline tools wrote into an answer, the events of a second look to add, or None
+SecondLook = Callable[[list[str]], "Iterator[Event] | None"]
+
+
 @dataclass
 class Turn:
     """What one turn of the model produced: the calls it wrote, read (none: the answer is done)."""
@@ -107,7 +111,7 @@ class Answer:
     def __init__(self, turns: Turns, tools: list[Tool], options: Options, *, cancel: threading.Event | None = None,
                  asked: str = "", request: str = "", given: str = "", judge: Judge | None = None,
                  support: Support | None = None, first: list[Call] | None = None, after_first: str = "",
-                 shown: list[Call] | None = None) -> None:
+                 shown: list[Call] | None = None, second_look: SecondLook | None = None) -> None:
         """`asked`: the user's words (every turn but the system prompt), for the injection guard and
         unstated values; `request`: the latest of them, for the call check; `given`: the user's own
         system prompt; `judge`: the call check, and `support`: the support check, where the backend
@@ -116,11 +120,14 @@ class Answer:
         `after_first`: said after their results in every chat template (the lookup path restates
         the question there, where a small model reads best); `shown`: the first calls as the
         context writes them, when they run with other arguments (the lookup path's query adds the
-        model's closed-book guess, which the reader is not shown: it copied it)."""
+        model's closed-book guess, which the reader is not shown: it copied it); `second_look`:
+        given what inline tools wrote, the events of more answer to add, or None (the math path
+        works a result that cannot stand out again: agent/_policy.py `doubt`)."""
         self.first = list(first or [])
         self.shown = list(shown) if shown and len(shown) == len(self.first) else self.first
         self.after_first = after_first if self.first else ""
         self.turns, self.opt, self.judge, self.support = turns, options, judge, support
+        self.second_look = second_look
         self.tools = {t.name: t for t in tools}
         self.cancel = cancel or threading.Event()
         self.asked, self.given = asked, given
@@ -225,6 +232,8 @@ class Answer:
     def _final(self, reason: StopReason, message: str) -> Iterator[Event]:
         self.usage.tool_calls = len(self.calls)
         prompt = self.turns.finish(self.usage)
+        if reason == "stop" and self.second_look is not None:
+            reason, message = yield from self._look_again(self.second_look)
         citations = check_citations("".join(self.answer), self.calls, self.results, self.request)
         returned = [r.content for r in self.results if not r.error] + self.inline_texts
         said = "".join(self.answer)
@@ -247,6 +256,26 @@ class Answer:
             prompt=prompt if self.opt.show_prompt else None,
             support=score,
         )
+
+    def _look_again(self, second_look: SecondLook) -> Generator[Event, None, tuple[StopReason, str]]:
+        """The second look's text as this answer's own; its tokens and its stop count too."""
+        more = second_look(self.inline_texts)
+        if more is None:
+            return "stop", ""
+        t0 = time.perf_counter()
+        final: Final | None = None
+        for event in more:
+            if isinstance(event, TextDelta):
+                yield from self.emit(event.text)
+            elif isinstance(event, Final):
+                final = event
+        self.timings["second_look_s"] = time.perf_counter() - t0
+        if final is None:
+            return "stop", ""
+        for name in ("completion_tokens", "prompt_tokens_evaluated", "tokens_reused", "prompt_tokens_restored"):
+            setattr(self.usage, name, getattr(self.usage, name) + getattr(final.usage, name))
+        self.warnings += final.warnings
+        return final.stop_reason, final.message
 
     # -- one turn's calls ----------------------------------------------------------------------
     def _calls(self, turn: Turn, forced: bool) -> Iterator[Event]:

@@ -27,6 +27,7 @@ those stay declared), and every path's static prefix is restored from the prompt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 import regex
@@ -37,7 +38,7 @@ from tooltoken.tools.calculator import worked_calculator
 
 from ._router import Route
 
-__all__ = ["CALL_CHECK", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "POLICIES", "RECALL_TOKENS", "Path",
+__all__ = ["CALL_CHECK", "doubt", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "POLICIES", "RECALL_TOKENS", "Path",
            "choose", "recall_query", "recall_room", "reread", "routable"]
 
 Policy = Literal["routed", "plain"]
@@ -96,6 +97,37 @@ class Path:
     recall: bool = False  # the first calls' query adds what the model answers closed book (recall_query)
     call_check: float | None = None  # Options.call_check "auto" means this
     max_tokens: int | None = None  # a cap on Options.max_tokens on this path
+    second_look: bool = False  # a program result that cannot stand is worked out again closed book (`doubt`)
+
+
+_OUTPUT = regex.compile(r"```output\n(.*?)\n```", regex.S)
+_VALUE = regex.compile(r"-?\d+(?:/\d+|\.\d+)?")
+
+
+def doubt(outputs: list[str]) -> str | None:
+    """Why the math path's answer cannot stand, in the words that introduce a second look, or
+    None. `outputs`: what the calculator wrote into the answer, in order. An answer with no
+    program, a program the calculator could not run, or a last value of zero or less (a count, a
+    price, a time left over) is worked out again step by step with closed book, the path a word
+    problem took before the math path: on 72 dev word problems 15 answers met this, and the
+    closed-book answer was right on 6 of them and wrong on all 9 others' programs too
+    (docs/results.md, "The second look")."""
+    blocks = [m.group(1) for text in outputs for m in _OUTPUT.finditer(text)]
+    if not blocks:
+        return NO_PROGRAM
+    last = blocks[-1].strip()
+    if last.startswith("error:"):
+        return NOT_RUN
+    value = last.splitlines()[-1].rsplit("=", 1)[-1].strip() if last else ""
+    if _VALUE.fullmatch(value) and Fraction(value) <= 0:
+        return NOT_LIKELY.format(value=value)
+    return None
+
+
+NO_PROGRAM = "\n\nNo program was run, so here it is worked out step by step, without the calculator:\n\n"
+NOT_RUN = "\n\nThe calculator could not run the program, so here it is worked out step by step, without it:\n\n"
+NOT_LIKELY = ("\n\nA result of {value} is not a likely answer here, so here it is worked out again step by step, "
+              "without the calculator:\n\n")
 
 
 def reread(question: str, results: int) -> str:
@@ -150,7 +182,7 @@ def choose(route: Route | None, tools: list[Tool], inline: list[Tool], *, token_
         if token_level:  # the built-in calculator shows a program's errors, so the model can retry
             worker = worked_calculator if calculator is builtin_calculator else calculator
             return Path("math", [], [worker], MATH_SYSTEM, hint=False, ban=LATEX, last_line=True,
-                        max_tokens=MATH_TOKENS)
+                        max_tokens=MATH_TOKENS, second_look=True)
         return Path("math", [calculator], [], None)
     lookup = [name for name in LOOKUP_TOOLS if name in by_name]
     query = " ".join(question.split())[:QUERY_CHARS]

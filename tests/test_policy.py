@@ -9,7 +9,8 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
-from tooltoken._policy import LOOKUP_SYSTEM, MATH_SYSTEM, QUERY_CHARS, RECALL_TOKENS, recall_query, recall_room
+from tooltoken._policy import (LOOKUP_SYSTEM, MATH_SYSTEM, NO_PROGRAM, NOT_LIKELY, NOT_RUN, QUERY_CHARS, RECALL_TOKENS,
+                               doubt, recall_query, recall_room)
 from tooltoken.tools import Browser, ConfigError, Document, Hit
 from tooltoken.tools.calculator import calculator
 
@@ -70,6 +71,42 @@ def test_math_path_shows_a_program_s_error_and_the_second_is_the_last():
     assert final.answer.count(REWRITE) == 1 and final.answer.count(GIVE_UP) == 1
     assert "made up" not in final.answer
     assert final.answer.rstrip().endswith("(No tool result supports this answer; it may be a guess.)")
+    assert NOT_RUN in final.answer  # and a second look, closed book, follows (its script is empty here)
+
+
+def test_math_path_works_a_result_that_cannot_stand_out_again_closed_book():
+    program = ["```python\n", "john = 292 - 130\n", "left = john - 292\n", "``", "`\n"]
+    a, backend = agent([program, ["John has -130 meters left.\n"], ["John gets (292 - 130) / 2 = ", "81 meters."]], "math")
+    events = list(a.stream("John and Dave share 292 m of fence; Dave gets 130 m more. How much does John get?"))
+    final = events[-1]
+    assert isinstance(final, Final) and final.route == "math" and final.stop_reason == "stop"
+    look = NOT_LIKELY.format(value="-130")
+    assert final.answer.endswith(f"John has -130 meters left.\n{look}John gets (292 - 130) / 2 = 81 meters.\n\n"
+                                 "(No tool result supports this answer; it may be a guess.)")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer  # streamed as it came
+    # the second look is the direct path's closed-book prompt: no program asked for, no tool
+    assert MATH_SYSTEM in prompt_of(backend, 0) and MATH_SYSTEM not in prompt_of(backend, 2)
+    assert "<tools>" not in prompt_of(backend, 2) and final.timings["second_look_s"] > 0
+    assert final.usage.completion_tokens == len(program) + 1 + 2
+    # a result that stands gets none
+    a, backend = agent([program[:2] + ["left = 292 - john\n", "``", "`\n"], ["John has 130 meters left.\n"], ["x"]],
+                       "math")
+    assert a.run("How much is left?").answer.endswith("John has 130 meters left.\n") and len(backend.requests) == 2
+
+
+@pytest.mark.parametrize("outputs, why", [
+    ([], NO_PROGRAM),
+    (["```output\nerror: line 1: unknown name 'x'\nThe calculator cannot run this program.\n```\n"], NOT_RUN),
+    (["```output\na = 5\n```\n", "```output\nerror: line 2: unknown name 'if'\nWrite the program again\n```\n"],
+     NOT_RUN),
+    (["```output\nplants = 350\nleft = 0\n0\n```\n"], NOT_LIKELY.format(value="0")),
+    (["```output\nb = -7/2 = -3.5\n```\n"], NOT_LIKELY.format(value="-3.5")),
+    (["```output\nleft = 46\n46\n```\n"], None),
+    (["```output\narrival = 11:38\n```\n"], None),
+    (["```output\nerror: x\n```\n", "```output\nleft = 46\n```\n"], None),
+])
+def test_what_the_math_path_doubts(outputs, why):
+    assert doubt(outputs) == why
 
 
 def test_math_answer_ends_at_a_line_that_states_the_number_before_introducing_steps():

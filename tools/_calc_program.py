@@ -15,8 +15,9 @@ below (tools/_calc_eval.py): nothing here runs code either. Only what a coder mo
 arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels;
 a print of a formatted f-string only shows text, and is skipped, as is a name given a string),
 and blank lines. Not handled: anything else a program might hold (`def`, loops, strings,
-imports) is refused, as the evaluator refuses it, and built-in names (sqrt, pi, ...) cannot be
-assigned. Finding a program in the model's answer is the inline layer's job (tools/_calc_inline.py).
+imports) is refused, as the evaluator refuses it. A step may be named after a function or a
+constant (`gcd = gcd(12, 18)`, `pi = 3.14`): as in Python the name then means the step's value,
+and a call still reaches the function, since the evaluator looks calls and names up apart. Finding a program in the model's answer is the inline layer's job (tools/_calc_inline.py).
 
 Bounds: MAX_CHARS characters and MAX_STEPS steps in all, and one work budget for the whole
 program (the evaluator's MAX_WORK), so a program costs no more than one long expression.
@@ -28,7 +29,7 @@ import re
 from fractions import Fraction
 from typing import NamedTuple
 
-from ._calc_arith import CONSTANTS, FUNCTIONS, CalculatorError
+from ._calc_arith import CalculatorError
 from ._calc_eval import evaluate_typed
 from ._calc_format import format_number, format_value
 from ._calc_time import Kind, format_kind
@@ -42,6 +43,11 @@ _PRINT = re.compile(r"\s*print\s*\((.*)\)\s*", re.DOTALL)
 # `total += 5`: a running total as Python writes it, read as `total = total + (5)`
 _AUGMENTED = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(\*\*|//|[-+*/%])=(?!=)(.*)", re.DOTALL)
 
+# a statement that is code, not a step: the error says what the calculator offers instead, as a
+# model that wrote `if total % per_tray != 0: trays += 1` wrote it again when told only "unknown name 'if'"
+_CODE = re.compile(r"\s*(if|elif|else|for|while|def|return|try|with|lambda)\b")
+_INSTEAD = {"if": "round up with ceil(a / b), down with floor(a / b), or choose with max(a, b) and min(a, b)",
+            "for": "add a list with sum([a, b, c]), or multiply", "while": "add a list with sum([a, b, c]), or multiply"}
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
 # a string may hold the other quote character: "Leo's time: {t}"
 _TEXT = re.compile(r"""\s*f?(?:"[^"\\]*"|'[^'\\]*')\s*""")
@@ -80,6 +86,11 @@ def run_program(text: str, *, lenient: bool = False) -> list[Step]:
     work = [0.0]
     for number, statement in enumerate(statements, 1):
         name, expression, written = None, statement, statement
+        if m := _CODE.match(statement):
+            word = m.group(1)
+            instead = _INSTEAD.get("if" if word in ("elif", "else") else word, "write each step as name = arithmetic")
+            raise CalculatorError(f"line {number} ({_short(written)}): `{word}` is code, and a program here is steps "
+                                  f"of arithmetic: {instead}")
         if m := _AUGMENTED.fullmatch(statement):
             statement = f"{m.group(1)} = {m.group(1)} {m.group(2)} ({m.group(3).strip()})"
         if m := _ASSIGN.fullmatch(statement):
@@ -87,8 +98,8 @@ def run_program(text: str, *, lenient: bool = False) -> list[Step]:
             if _TEXT.fullmatch(expression):  # a sentence for the reader (`answer = f"..."`): text, not arithmetic
                 texts.add(name)
                 continue
-            if name in FUNCTIONS or name in CONSTANTS or name == "of":
-                raise CalculatorError(f"line {number}: {name!r} is a built-in name and cannot be assigned")
+            if name == "of":
+                raise CalculatorError(f"line {number}: 'of' is a word of the notation (17% of 2400) and cannot be assigned")
         elif m := _PRINT.fullmatch(statement):
             expression = _printed(m.group(1))
             if expression is None or expression.strip() in texts:  # only shows text (an f-string with a format): nothing to work out
