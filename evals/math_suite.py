@@ -129,6 +129,7 @@ class MathSuite:
             "tool_errors": sum(1 for r in final.tool_results if r.error),
             "answer": final.answer[-1500:],
             "stop_reason": final.stop_reason,
+            "second_look": "second_look_s" in final.timings,  # worked out again closed book (agent/_policy.py doubt)
             "completion_tokens": final.usage.completion_tokens,
             "seconds": round(final.timings.get("total_s", 0.0), 2),
         }
@@ -142,6 +143,7 @@ class MathSuite:
             "narrated": sum(narrates(r.get("answer", "")) for r in records),
             "routes": {route: sum(r.get("route") == route for r in records) for route in ("math", "lookup", "direct", None)},
             "inline_calls_per_item": round(sum(r.get("inline_calls", 0) for r in records) / n, 2),
+            "second_looks": sum(bool(r.get("second_look")) for r in records),
         }
 
     def describe(self) -> dict[str, Any]:
