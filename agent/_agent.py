@@ -228,7 +228,8 @@ class Agent:
             options = replace(options, call_check=path.call_check)
         look = None
         if path.second_look:  # with the caller's max_tokens, not the path's cap
-            look = partial(self._second_look, question, history, options, cancel)
+            deadline = None if options.max_time_s is None else time.perf_counter() + options.max_time_s
+            look = partial(self._second_look, question, history, options, cancel, deadline)
         if path.max_tokens is not None and path.max_tokens < options.max_tokens:
             options = replace(options, max_tokens=path.max_tokens)
         shown = [Call(name, dict(arguments)) for name, arguments in path.first]
@@ -295,15 +296,19 @@ class Agent:
         return " ".join(text.strip().split("\n", 1)[0].split()) if text.strip() else ""
 
     def _second_look(self, question: str | list[dict[str, Any]], history: Sequence[dict[str, Any]],
-                     options: Options, cancel: threading.Event | None, outputs: list[str]) -> Iterator[Event] | None:
+                     options: Options, cancel: threading.Event | None, deadline: float | None,
+                     outputs: list[str]) -> Iterator[Event] | None:
         """Where the math path's result cannot stand (`doubt`), the question answered again on the
         direct path with closed book, as the model answered word problems before the math path:
         its words follow the program's, and, stating what no tool gave, it ends with the
-        unsupported-answer notice. None: the program's result stands."""
+        unsupported-answer notice. None: the program's result stands, or no time is left
+        (`deadline`: Options.max_time_s from the answer's start, which the second look shares)."""
         why = doubt(outputs)
-        if why is None:
+        left = None if deadline is None else deadline - time.perf_counter()
+        if why is None or (left is not None and left <= 0):
             return None
-        quiet = replace(options, tool_choice="none", unsupported_notice=None, show_prompt=False, inline_calls=False)
+        quiet = replace(options, tool_choice="none", unsupported_notice=None, show_prompt=False, inline_calls=False,
+                        max_time_s=left)
         return chain([TextDelta(why)], self._answer(question, history, Path("direct"), quiet, cancel, []))
 
     def run(self, question: str | list[dict[str, Any]], **kwargs: Any) -> Final:

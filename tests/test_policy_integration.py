@@ -34,6 +34,27 @@ def test_a_word_problem_takes_the_math_path(smollm2_path):
     assert final["prompt"] and "<tools>" not in final["prompt"]
 
 
+def test_a_math_answer_that_cannot_stand_gets_a_second_look_and_one_that_stands_none(smollm2_path):
+    from tooltoken._policy import doubt
+
+    # a small model's program for this often comes out 0 or less, or does not run: whichever it
+    # writes on this CPU, the second look follows exactly when the program's outcome is doubted
+    events = events_of("A tank holds 40 litres. 40 litres are drained and then 15 more are drained. "
+                       "How many litres are left?", smollm2_path, "--max-tokens", "200")
+    final = events[-1]
+    assert final["route"] == "math"
+    outputs = [e["content"] for e in events if e["event"] == "ToolResult"]
+    why = doubt(outputs)
+    if why is None or final["stop_reason"] != "stop":  # a cut answer is not looked at again
+        assert "second_look_s" not in final["timings"] and "without the calculator" not in final["answer"]
+    else:
+        assert why in final["answer"] and final["timings"]["second_look_s"] > 0
+        streamed = "".join(e["text"] for e in events if e["event"] == "TextDelta")
+        assert streamed == final["answer"]  # the second look streams as the answer's own text
+        after = final["answer"].split(why, 1)[1]
+        assert "```output" not in after  # closed book: nothing ran after the doubt
+
+
 def test_a_factual_question_searches_first(smollm2_path):
     events = events_of("Who wrote the novel War and Peace?", smollm2_path)
     final = events[-1]
