@@ -72,7 +72,7 @@ class Citation:
 
 @dataclass
 class Usage:
-    prompt_tokens: int = 0  # the rendered conversation, before the answer
+    prompt_tokens: int = 0  # the rendered conversation, before the answer (and the second look's, if any)
     completion_tokens: int = 0  # tokens sampled by the model
     prompt_tokens_evaluated: int = 0  # tokens llama.cpp evaluated that it did not sample
     tokens_reused: int = 0  # tokens served from the KV cache instead of evaluated again

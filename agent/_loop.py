@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Generator, Iterator, Protocol
 
 import regex
@@ -272,7 +272,7 @@ class Answer:
         self.timings["second_look_s"] = time.perf_counter() - t0
         if final is None:
             return "stop", ""
-        for name in ("completion_tokens", "prompt_tokens_evaluated", "tokens_reused", "prompt_tokens_restored"):
+        for name in (f.name for f in fields(Usage)):  # two prompts read, two answers written
             setattr(self.usage, name, getattr(self.usage, name) + getattr(final.usage, name))
         self.warnings += final.warnings
         return final.stop_reason, final.message

@@ -103,10 +103,19 @@ def prose(answer: str, markers: bool = False) -> str:
     return text if markers else _MARKER.sub(" ", text)
 
 
+# the numbers of a numbered list ("1. Find the GCD", "2) Divide"): where a line opens one, they
+# are the list's, not figures the answer states
+_LIST_OPENS = regex.compile(r"(?m)^[ \t]*1[.)][ \t]+\S")
+_ENUMERATOR = regex.compile(r"(?m)^([ \t]*)\d{1,2}[.)](?=[ \t]+\S)")
+
+
 def claims(answer: str, question: str) -> tuple[set[str], set[str]]:
     """(figures, names) the answer states that the question does not (a name the question
-    writes in lower case, "orange", is the question's too)."""
+    writes in lower case, "orange", is the question's too; a numbered list's own numbers are
+    not figures)."""
     said, asked = prose(answer), question.lower()
+    if _LIST_OPENS.search(said):
+        said = _ENUMERATOR.sub(r"\1", said)
     names = {n for n in _names(said) - _names(question) if not regex.search(rf"(?<!\w){regex.escape(n)}(?!\w)", asked)}
     return figures_of(said) - figures_of(question), names
 
