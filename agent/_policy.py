@@ -106,15 +106,16 @@ _VALUE = regex.compile(r"-?\d+(?:/\d+|\.\d+)?")
 
 def doubt(outputs: list[str]) -> str | None:
     """Why the math path's answer cannot stand, in the words that introduce a second look, or
-    None. `outputs`: what the calculator wrote into the answer, in order. An answer with no
-    program, a program the calculator could not run, or a last value of zero or less (a count, a
-    price, a time left over) is worked out again step by step with closed book, the path a word
-    problem took before the math path: on 72 dev word problems 15 answers met this, and the
-    closed-book answer was right on 6 of them and wrong on all 9 others' programs too
-    (docs/results.md, "The second look")."""
+    None. `outputs`: what the calculator wrote into the answer, in order. A program the
+    calculator could not run, or one whose last value is zero or less (a count, a price, a time
+    left over), is worked out again step by step with closed book, the path a word problem took
+    before the math path: on 72 dev word problems 13 answers met this, 5 of them turned right and
+    none turned wrong (docs/results.md, "The second look"). An answer with no program is left as
+    it is: reasoning in words with exact arithmetic inline, which a closed-book answer would only
+    redo without it."""
     blocks = [m.group(1) for text in outputs for m in _OUTPUT.finditer(text)]
     if not blocks:
-        return NO_PROGRAM
+        return None
     last = blocks[-1].strip()
     if last.startswith("error:"):
         return NOT_RUN
@@ -124,7 +125,6 @@ def doubt(outputs: list[str]) -> str | None:
     return None
 
 
-NO_PROGRAM = "\n\nNo program was run, so here it is worked out step by step, without the calculator:\n\n"
 NOT_RUN = "\n\nThe calculator could not run the program, so here it is worked out step by step, without it:\n\n"
 NOT_LIKELY = ("\n\nA result of {value} is not a likely answer here, so here it is worked out again step by step, "
               "without the calculator:\n\n")

@@ -83,6 +83,28 @@ def figures_of(text: str) -> set[str]:
     return out
 
 
+def _found(figure: str, found: set[str]) -> bool:
+    """Whether `figure` is among the `found` figures: as it is, as a clock time's parts, or as
+    one of them rounded to the figure's decimals ("about 1052.31 minutes" from 1052.307692...)."""
+    if figure in found or _clock_parts(figure) <= found:
+        return True
+    value = _value(figure)
+    if value is None or value.denominator == 1:  # a whole number is matched exactly
+        return False
+    places = next((d for d in range(1, 7) if 10 ** d % value.denominator == 0), None)
+    if places is None:  # not a decimal as written (2/3)
+        return False
+    half = Fraction(1, 2 * 10 ** places)
+    return any(v is not None and abs(v - value) <= half for v in map(_value, found))
+
+
+def _value(figure: str) -> Fraction | None:
+    try:
+        return Fraction(figure)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
 def _clock_parts(figure: str) -> set[str]:
     """A clock time's hours and minutes as figures (a program may work them out apart: `hours =
     15`, `minutes = 15`); an empty set keeps every other figure unmatched."""
@@ -134,7 +156,7 @@ def holds(text: str, question: str, evidence: str) -> bool | None:
             return None
         return 2 * len(words & _words(evidence)) >= len(words)
     found = figures_of(evidence)
-    if any(f not in found and not _clock_parts(f) <= found for f in figures):
+    if any(not _found(f, found) for f in figures):
         return False
     low = evidence.lower()
     return bool(figures) or any(name in low for name in names)
@@ -157,7 +179,7 @@ def supported(answer: str, question: str, results: Iterable[str]) -> bool | None
         return None
     texts = [t for t in results if t]
     found = set().union(*(figures_of(t) for t in texts)) if texts else set()
-    missing = {f for f in figures - found if not _clock_parts(f) <= found}
+    missing = {f for f in figures - found if not _found(f, found)}
     if missing:
         return False
     joined = " ".join(texts).lower()

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from tooltoken import Agent
+from tooltoken import Agent, TextDelta
 from tooltoken.tools import BM25Search, Browser, Document
 from tooltoken.tools.calculator import calculator
 
@@ -80,6 +80,24 @@ def test_arithmetic_written_out_is_finished_by_the_calculator_inline(model, inva
     assert first.arguments == {"expression": "195 * 144"}
     assert "195 * 144 = 28080" in held(model)  # the value was evaluated: the model went on from it
     invariants.inline(events)
+    invariants.final(final, [calculator])
+
+
+def test_a_program_whose_result_cannot_stand_gets_a_second_look_closed_book(model, invariants):
+    from tooltoken._policy import MATH_SYSTEM, NOT_LIKELY
+
+    question = "A tank holds 40 litres. 40 litres are drained and then 15 more are drained. How many litres are left?"
+    program = "```python\nleft = 40 - 40 - 15\n```"  # written for it: the result is -15 on every CPU
+    agent = Agent(Opening(model, program), tools=[calculator], router=lambda q: "math", max_tokens=200)
+    events = list(agent.stream(question))
+    final = events[-1]
+    assert final.route == "math" and final.answer.startswith(program + "\n```output\nleft = -15\n```\n"), final.answer
+    why = NOT_LIKELY.format(value="-15")
+    assert why in final.answer and final.timings["second_look_s"] > 0, final.answer
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final.answer
+    assert "```output" not in final.answer.split(why, 1)[1]  # closed book: nothing ran after the doubt
+    context = held(model)  # the second look was answered on the bare prompt, in a fresh context
+    assert MATH_SYSTEM not in context and question in context
     invariants.final(final, [calculator])
 
 

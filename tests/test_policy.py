@@ -9,7 +9,7 @@ import pytest
 
 from scripted import ScriptedBackend, chunks
 from tooltoken import Agent, Final, TextDelta, ToolCall, ToolResult
-from tooltoken._policy import (LOOKUP_SYSTEM, MATH_SYSTEM, NO_PROGRAM, NOT_LIKELY, NOT_RUN, QUERY_CHARS, RECALL_TOKENS,
+from tooltoken._policy import (LOOKUP_SYSTEM, MATH_SYSTEM, NOT_LIKELY, NOT_RUN, QUERY_CHARS, RECALL_TOKENS,
                                doubt, recall_query, recall_room)
 from tooltoken.tools import Browser, ConfigError, Document, Hit
 from tooltoken.tools.calculator import calculator
@@ -95,7 +95,8 @@ def test_math_path_works_a_result_that_cannot_stand_out_again_closed_book():
 
 
 @pytest.mark.parametrize("outputs, why", [
-    ([], NO_PROGRAM),
+    ([], None),  # no program: words with exact arithmetic inline, left as they are
+    ([" 28080"], None),
     (["```output\nerror: line 1: unknown name 'x'\nThe calculator cannot run this program.\n```\n"], NOT_RUN),
     (["```output\na = 5\n```\n", "```output\nerror: line 2: unknown name 'if'\nWrite the program again\n```\n"],
      NOT_RUN),

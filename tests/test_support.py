@@ -37,6 +37,14 @@ def test_figures_are_compared_as_values() -> None:
     assert supported("It arrives at 9:50.", "When?", ["arrive = 9:05"]) is False
 
 
+def test_a_figure_rounded_to_its_decimals_is_the_result_s() -> None:
+    assert supported("It takes about 17.54 hours.", "How long?", ["t = 17.538461538462"]) is True
+    assert supported("It takes about 17.5 hours.", "How long?", ["t = 17.538461538462"]) is True
+    assert supported("It takes about 17.6 hours.", "How long?", ["t = 17.538461538462"]) is False
+    assert supported("It takes 18 hours.", "How long?", ["t = 17.538461538462"]) is False  # whole: exact
+    assert supported("A third is 0.33.", "How much?", ["x = 1/3 = 0.333333333333"]) is True
+
+
 def test_code_blocks_are_not_claims() -> None:
     answer = "```python\nx = 41 + 1\n```\n```output\nx = 42\n```\nThe answer is 42."
     assert supported(answer, "What is 41 + 1?", ["x = 42"]) is True
