@@ -38,8 +38,8 @@ from tooltoken.tools.calculator import worked_calculator
 
 from ._router import Route
 
-__all__ = ["CALL_CHECK", "doubt", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "POLICIES", "RECALL_TOKENS", "Path",
-           "choose", "recall_query", "recall_room", "reread", "routable"]
+__all__ = ["CALL_CHECK", "LOOKUP_SYSTEM", "MATH_SYSTEM", "MATH_TOKENS", "NOT_LIKELY", "NOT_RUN", "POLICIES",
+           "RECALL_TOKENS", "Path", "choose", "doubt", "recall_query", "recall_room", "reread", "routable"]
 
 Policy = Literal["routed", "plain"]
 POLICIES: tuple[Policy, ...] = ("routed", "plain")

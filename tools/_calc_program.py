@@ -15,9 +15,11 @@ below (tools/_calc_eval.py): nothing here runs code either. Only what a coder mo
 arithmetic is read past: `# comments`, `print(...)` around an expression (and its text labels;
 a print of a formatted f-string only shows text, and is skipped, as is a name given a string),
 and blank lines. Not handled: anything else a program might hold (`def`, loops, strings,
-imports) is refused, as the evaluator refuses it. A step may be named after a function or a
-constant (`gcd = gcd(12, 18)`, `pi = 3.14`): as in Python the name then means the step's value,
-and a call still reaches the function, since the evaluator looks calls and names up apart. Finding a program in the model's answer is the inline layer's job (tools/_calc_inline.py).
+imports) is refused, as the evaluator refuses it, with what to write instead where there is
+something (`if` → ceil, floor, max, min). A step may be named after a function or a constant
+(`gcd = gcd(12, 18)`, `pi = 3.14`): as in Python the name then means the step's value, and a
+call still reaches the function, since the evaluator looks calls and names up apart. Finding a
+program in the model's answer is the inline layer's job (tools/_calc_inline.py).
 
 Bounds: MAX_CHARS characters and MAX_STEPS steps in all, and one work budget for the whole
 program (the evaluator's MAX_WORK), so a program costs no more than one long expression.
@@ -48,6 +50,7 @@ _AUGMENTED = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(\*\*|//|[-+*/%])=(?!=)(.
 _CODE = re.compile(r"\s*(if|elif|else|for|while|def|return|try|with|lambda)\b")
 _INSTEAD = {"if": "round up with ceil(a / b), down with floor(a / b), or choose with max(a, b) and min(a, b)",
             "for": "add a list with sum([a, b, c]), or multiply", "while": "add a list with sum([a, b, c]), or multiply"}
+
 _LABEL = re.compile(r"""\s*(?:"[^"{}\\]*"|'[^'{}\\]*')\s*""")
 # a string may hold the other quote character: "Leo's time: {t}"
 _TEXT = re.compile(r"""\s*f?(?:"[^"\\]*"|'[^'\\]*')\s*""")
