@@ -20,7 +20,7 @@ from typing import Any, Generator, Iterator, Sequence
 import regex
 
 from tooltoken.tools import Tool
-from tooltoken.tools.calculator import FENCE
+from tooltoken.tools.calculator import FENCE, OUTPUT
 
 from ._backend import Backend, GenerateStats
 from ._call_check import judge, opening_token
@@ -228,8 +228,8 @@ class LlamaTurns:
                     if _stated(self._after):
                         break  # the line that states the answer is written: the answer ends there
                 if self._last_line:
-                    self._own = (self._own + piece)[-len(_OUTPUT) - 8:]
-                    if _OUTPUT in self._own:  # the model began the calculator's output block itself
+                    self._own = (self._own + piece)[-len(OUTPUT) - 8:]
+                    if OUTPUT in self._own:  # the model began the calculator's output block itself
                         a.warnings.append("the model began writing the calculator's output itself; "
                                           "the answer ends there, before any value it would make up")
                         break
@@ -296,7 +296,7 @@ class LlamaTurns:
         yield ToolResult(call.id, tool.name, text.strip(), 0)
         a.inline_texts.append(text)
         self._own = ""
-        if self._last_line and text.lstrip().startswith("```output") and not text.endswith(FENCE):
+        if self._last_line and text.lstrip().startswith(OUTPUT) and not text.endswith(FENCE):
             self._after = ""  # the output is in (or the calculator gave up): one line states the answer
         yield from a.emit(text)
 
@@ -454,9 +454,6 @@ class LlamaTurns:
         keep = max(0, budget - 24)
         text = self.b.detokenize(tokens[:keep]).decode("utf-8", "ignore")
         return f"{text}\n[... truncated by tooltoken: showing {len(text)} of {total} characters]", True
-
-
-_OUTPUT = "```output"
 
 
 def _stated(after: str) -> bool:

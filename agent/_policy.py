@@ -34,7 +34,7 @@ import regex
 
 from tooltoken.tools import BUILTIN_TOOL_NAMES, Tool
 from tooltoken.tools.calculator import calculator as builtin_calculator
-from tooltoken.tools.calculator import worked_calculator
+from tooltoken.tools.calculator import OUTPUT, worked_calculator
 
 from ._router import Route
 
@@ -100,7 +100,7 @@ class Path:
     second_look: bool = False  # a program result that cannot stand is worked out again closed book (`doubt`)
 
 
-_OUTPUT = regex.compile(r"```output\n(.*?)\n```", regex.S)
+_OUTPUT = regex.compile(regex.escape(OUTPUT) + r"\n(.*?)\n```", regex.S)
 _VALUE = regex.compile(r"-?\d+(?:/\d+|\.\d+)?")
 
 

@@ -71,11 +71,9 @@ def figures_of(text: str) -> set[str]:
     out = {f"{int(h)}:{m}" for h, m in _CLOCK.findall(text)}
     rest = _CLOCK.sub(" ", text)
     for n in _NUMBER.findall(rest):
-        try:
-            value = Fraction(n.replace(",", ""))
-        except (ValueError, ZeroDivisionError):
-            continue
-        out.add(str(value))
+        value = _value(n.replace(",", ""))
+        if value is not None:
+            out.add(str(value))
     for w in _NUMBER_WORD.findall(rest):
         value = _WORDS.get(" ".join(w.lower().replace("-", " ").split()))
         if value is not None:

@@ -49,7 +49,7 @@ from ._calc_format import format_value
 from ._calc_program import format_program, run_program
 from ._errors import ToolError
 
-__all__ = ["FENCE", "GIVE_UP", "MAX_TAIL", "REWRITE", "inline_arithmetic", "inline_worked"]
+__all__ = ["FENCE", "GIVE_UP", "MAX_TAIL", "OUTPUT", "REWRITE", "inline_arithmetic", "inline_worked"]
 
 _ENDS_IN_EQUALS = re.compile(r"(?<![<>!=:=])=[ ]?\Z")
 _LATEX = [
@@ -137,6 +137,7 @@ def inline_worked(text: str) -> tuple[dict[str, Any], str] | None:
 REWRITE = "Write the program again: plain arithmetic and the calculator's functions only."
 GIVE_UP = "The calculator cannot run this program."
 FENCE = "```python\n"  # where the calculator asks for a program again, it opens the program's fence
+OUTPUT = "```output"  # opens the block a program's values (or its error) are written in
 
 
 def _program(text: str, errors: bool = False, last: bool = False) -> tuple[dict[str, Any], str] | None:
@@ -150,7 +151,7 @@ def _program(text: str, errors: bool = False, last: bool = False) -> tuple[dict[
         if not errors:
             return None
         shown = f"error: {exc}\n{GIVE_UP if last else REWRITE}"
-    output = f"```output\n{shown}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
+    output = f"{OUTPUT}\n{shown}\n```\n"  # as a notebook (and Qwen2.5-Math's tool use) shows it
     if shown.endswith(REWRITE):  # the new program's fence is opened for it: asked to rewrite, a small
         output += FENCE  # model began an output block of its own instead, and the answer ended there
     return {"expression": body}, ("" if text.endswith("\n") else "\n") + output

@@ -69,12 +69,12 @@ from ._calc_arith import MAX_DIGITS, CalculatorError, Number  # noqa: F401
 from ._calc_eval import MAX_CHARS, MAX_DEPTH, MAX_WORK, evaluate, evaluate_typed  # noqa: F401
 from ._calc_format import format_number
 from ._calc_time import format_kind
-from ._calc_inline import FENCE, REWRITE, inline_arithmetic, inline_worked
+from ._calc_inline import FENCE, OUTPUT, REWRITE, inline_arithmetic, inline_worked
 from ._calc_program import format_program, is_program, run_program
 from ._errors import ToolError  # noqa: F401
 from ._tool import tool
 
-__all__ = ["FENCE", "REWRITE", "CalculatorError", "calculate", "calculator", "evaluate", "worked_calculator"]
+__all__ = ["FENCE", "OUTPUT", "REWRITE", "CalculatorError", "calculate", "calculator", "evaluate", "worked_calculator"]
 
 
 def calculate(expression: str) -> str:
